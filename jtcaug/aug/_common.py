@@ -1,0 +1,56 @@
+"""Index arithmetic shared by the augmentations: valid length, stable compaction.
+
+Every helper here works on one sample ``(T, 3)`` with static shapes, so it composes with
+``jit`` and ``vmap``; variable-length edits become masks, cumulative sums and scatters.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jtcaug import DIR
+
+
+def valid_length(x: jnp.ndarray) -> jnp.ndarray:
+    """Number of leading real packets: index of the last non-zero direction + 1 (int32)."""
+    t_len = x.shape[0]
+    idx = jnp.arange(1, t_len + 1, dtype=jnp.int32)
+    return jnp.max(jnp.where(x[:, DIR] != 0, idx, 0))
+
+
+def valid_mask(x: jnp.ndarray) -> jnp.ndarray:
+    """``(T,)`` bool, True on the valid prefix ``[0, L)``."""
+    return jnp.arange(x.shape[0]) < valid_length(x)
+
+
+def compact(rows: jnp.ndarray, keep: jnp.ndarray, t_len: int) -> jnp.ndarray:
+    """Stable compaction: the kept rows, in order, in the first slots of a ``(t_len, F)`` array.
+
+    Args:
+      rows: ``(K, F)`` candidate output columns in emission order.
+      keep: ``(K,)`` bool, which candidates are emitted.
+      t_len: output length; emissions past it are dropped, missing ones are zero padding.
+    """
+    pos = jnp.cumsum(keep.astype(jnp.int32)) - 1
+    target = jnp.where(keep, pos, t_len)  # t_len is out of range: dropped by mode="drop"
+    out = jnp.zeros((t_len, rows.shape[1]), rows.dtype)
+    return out.at[target].set(rows, mode="drop", unique_indices=False)
+
+
+def gather_columns(x: jnp.ndarray, src: jnp.ndarray, emit: jnp.ndarray) -> jnp.ndarray:
+    """``out[j] = x[src[j]]`` where ``emit[j]``, zero elsewhere; ``src`` is clipped into range."""
+    src = jnp.clip(src, 0, x.shape[0] - 1)
+    return jnp.where(emit[:, None], x[src], jnp.zeros((), x.dtype))
+
+
+def randint(key: jax.Array, low: jnp.ndarray, high_inclusive: jnp.ndarray) -> jnp.ndarray:
+    """Uniform integer in ``[low, high_inclusive]`` with traced bounds (int32)."""
+    return jax.random.randint(
+        key, (), jnp.asarray(low, jnp.int32), jnp.asarray(high_inclusive, jnp.int32) + 1
+    )
+
+
+def midpoint(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+    """Average of two packet columns (direction ±1 and ∓1 average to 0)."""
+    return (a + b) * jnp.asarray(0.5, a.dtype)

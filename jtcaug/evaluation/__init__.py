@@ -1,0 +1,1 @@
+"""numpy-side evaluation: classification metrics, campaign statistics, latent geometry."""
