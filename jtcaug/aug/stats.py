@@ -6,8 +6,8 @@ and then travels into jitted code as a pytree.
 
 from __future__ import annotations
 
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from jtcaug import DIR
