@@ -1,0 +1,111 @@
+"""``python -m jtcaug.data``: dataset summary, download, synthetic MIRAGE-layout export.
+
+    python -m jtcaug.data info DATASET [--json] [dataset flags]
+    python -m jtcaug.data download mirage19|mirage22 [--root DIR] [--url URL] [--sha256 HEX]
+    python -m jtcaug.data export-synthetic --out DIR [--scale S] [--seed N]
+
+Errors print one line on stderr and exit with status 2 (bad input) or 1 (other I/O).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from jtcaug.data.download import SOURCES, default_data_root, download_dataset
+from jtcaug.data.flows import DatasetError
+from jtcaug.data.registry import add_dataset_arguments, load_from_args
+from jtcaug.data.synthetic import export_mirage19
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m jtcaug.data", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    info = sub.add_parser("info", help="Table-4 summary and per-class counts of a dataset")
+    add_dataset_arguments(info, positional=True)
+    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    down = sub.add_parser("download", help="fetch and extract a public MIRAGE archive")
+    down.add_argument("name", choices=sorted(SOURCES))
+    down.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help=f"data root (default: {default_data_root()}); files go to ROOT/NAME/",
+    )
+    down.add_argument("--url", default=None, help="alternative URL (a mirror)")
+    down.add_argument("--sha256", default=None, help="expected SHA-256 of the archive")
+    down.add_argument("--no-extract", action="store_true", help="only download and verify")
+    down.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    export = sub.add_parser(
+        "export-synthetic", help="write synthetic-mirage19 in the raw MIRAGE-2019 layout"
+    )
+    export.add_argument("--out", type=Path, required=True, help="output directory")
+    export.add_argument("--scale", type=float, default=1.0, help="flow-count multiplier")
+    export.add_argument("--seed", type=int, default=0, help="generator seed")
+    export.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def format_summary(summary: dict) -> str:
+    lines = [
+        f"dataset   {summary['dataset']}",
+        f"classes   {summary['classes']}",
+        f"flows     {summary['flows']}",
+        f"min/max   {summary['min_flows_per_class']} / {summary['max_flows_per_class']} "
+        "flows per class",
+        f"rho       {summary['rho']:.2f}",
+        f"packets   {summary['mean_packets_per_flow']:.1f} mean per flow",
+        "",
+        "per class:",
+    ]
+    width = max((len(n) for n in summary["per_class"]), default=0)
+    ranked = sorted(summary["per_class"].items(), key=lambda kv: (-kv[1], kv[0]))
+    lines += [f"  {name:<{width}}  {count:>8}" for name, count in ranked]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    try:
+        if args.command == "info":
+            flows = load_from_args(args, progress=sys.stderr.isatty())
+            summary = flows.summary()
+            print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+        elif args.command == "download":
+            result = download_dataset(
+                args.name,
+                args.root,
+                url=args.url,
+                sha256=args.sha256,
+                do_extract=not args.no_extract,
+                progress=not args.quiet,
+            )
+            print(f"archive  {result['archive']} ({result['size']} bytes)")
+            print(f"sha256   {result['sha256']}")
+            for path in result["extracted"]:
+                print(f"data     {path}")
+        elif args.command == "export-synthetic":
+            result = export_mirage19(
+                args.out, scale=args.scale, seed=args.seed, progress=not args.quiet
+            )
+            print(json.dumps(result, indent=2))
+    except DatasetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

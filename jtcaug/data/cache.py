@@ -1,0 +1,175 @@
+"""On-disk cache of curated ``Flows``, keyed by the source and the curation parameters.
+
+Reading MIRAGE's raw JSON takes minutes; the cache brings a second load down to well under
+a second. Every entry carries a SHA-256 of its content: an entry that fails to open or to
+verify is reported, deleted and rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from jtcaug.data.flows import DatasetError, Flows
+
+log = logging.getLogger("jtcaug.data")
+
+# Bump when the curation code or the entry layout changes: old entries then stop matching.
+CACHE_FORMAT = 1
+_ARRAYS = ("sizes", "directions", "iats", "n_packets", "labels")
+
+
+def default_cache_dir() -> Path:
+    """``$JTCAUG_CACHE``, else ``$XDG_CACHE_HOME/jtcaug``, else ``~/.cache/jtcaug``."""
+    if os.environ.get("JTCAUG_CACHE"):
+        return Path(os.environ["JTCAUG_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "jtcaug"
+
+
+def source_signature(path: Path) -> dict:
+    """What identifies a source's content cheaply: resolved path, sizes and mtimes.
+
+    A directory is summarized over every file below it, so adding, removing or rewriting
+    any capture file invalidates the entry.
+    """
+    path = Path(path).resolve()
+    if path.is_file():
+        st = path.stat()
+        return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    digest = hashlib.sha256()
+    n_files = 0
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            st = os.stat(os.path.join(root, name))
+            rel = os.path.relpath(os.path.join(root, name), path)
+            digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            n_files += 1
+    return {"path": str(path), "files": n_files, "listing_sha256": digest.hexdigest()}
+
+
+def cache_key(kind: str, params: dict) -> str:
+    """Hex key of a cache entry; ``params`` must be JSON-serializable."""
+    blob = json.dumps({"format": CACHE_FORMAT, "kind": kind, **params}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cached_flows(
+    kind: str,
+    params: dict,
+    build: Callable[[], Flows],
+    *,
+    cache_dir: Path | None = None,
+    enabled: bool = True,
+) -> Flows:
+    """Returns the cached ``Flows`` for ``(kind, params)``, building and storing it on a miss.
+
+    Args:
+      kind: source kind, part of the file name (``mirage19``, ``tcbench``, ``flows``).
+      params: source signature and curation parameters (JSON-serializable).
+      build: computes the flows on a miss (or when the entry is corrupt).
+      cache_dir: defaults to ``default_cache_dir()``; entries live in ``<dir>/flows/``.
+      enabled: False bypasses the cache entirely (no read, no write).
+    """
+    if not enabled:
+        return build()
+    path = entry_path(kind, params, cache_dir)
+    if path.exists():
+        try:
+            return read_entry(path)
+        except CacheCorrupt as err:
+            log.warning("corrupt cache file %s (%s); rebuilding it", path, err)
+            path.unlink(missing_ok=True)
+    flows = build()
+    try:
+        write_entry(path, flows)
+    except OSError as err:
+        # A read-only or full cache dir must not fail the load that already succeeded.
+        log.warning("could not write cache file %s (%s); continuing without it", path, err)
+    return flows
+
+
+def entry_path(kind: str, params: dict, cache_dir: Path | None = None) -> Path:
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    safe_kind = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in kind)
+    return root / "flows" / f"{safe_kind}-{cache_key(kind, params)[:24]}.npz"
+
+
+class CacheCorrupt(Exception):
+    """A cache entry that cannot be trusted (unreadable, incomplete or checksum mismatch)."""
+
+
+def _meta_of(flows: Flows) -> str:
+    return json.dumps(
+        {
+            "format": CACHE_FORMAT,
+            "class_names": list(flows.class_names),
+            "name": flows.name,
+            "provenance": flows.provenance,
+        },
+        sort_keys=True,
+    )
+
+
+def _checksum(arrays: dict[str, np.ndarray], meta: str) -> str:
+    digest = hashlib.sha256(meta.encode())
+    for key in _ARRAYS:
+        arr = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{arr.dtype.str}:{arr.shape}\n".encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+def write_entry(path: Path, flows: Flows) -> None:
+    """Writes ``flows`` atomically (temp file in the same directory, then ``os.replace``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {key: getattr(flows, key) for key in _ARRAYS}
+    meta = _meta_of(flows)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(
+                fh, **arrays, meta=np.array(meta), checksum=np.array(_checksum(arrays, meta))
+            )
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_entry(path: Path) -> Flows:
+    """Reads and verifies one entry; raises ``CacheCorrupt`` on any defect."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in (*_ARRAYS, "meta", "checksum") if k not in npz.files]
+            if missing:
+                raise CacheCorrupt(f"missing {', '.join(missing)}")
+            arrays = {key: npz[key] for key in _ARRAYS}
+            meta = str(npz["meta"][()])
+            stored = str(npz["checksum"][()])
+    except CacheCorrupt:
+        raise
+    except Exception as err:  # zipfile, zlib, numpy format and OS errors alike
+        raise CacheCorrupt(f"unreadable: {type(err).__name__}: {err}") from err
+    if _checksum(arrays, meta) != stored:
+        raise CacheCorrupt("checksum mismatch")
+    try:
+        info = json.loads(meta)
+        if info.get("format") != CACHE_FORMAT:
+            raise CacheCorrupt(f"format {info.get('format')} != {CACHE_FORMAT}")
+        return Flows(
+            **arrays,
+            class_names=tuple(info["class_names"]),
+            name=info["name"],
+            provenance=info["provenance"],
+        )
+    except (KeyError, TypeError, ValueError, DatasetError) as err:
+        raise CacheCorrupt(f"invalid content: {err}") from err
