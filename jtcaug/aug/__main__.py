@@ -1,8 +1,8 @@
 """Command line for the augmentation library.
 
 ``python -m jtcaug.aug gallery --out FILE.png [--alpha A] [--seed S]`` draws every augmentation
-applied to one example flow, original (black) vs augmented (red), per feature, like the
-paper's Tables 1-3.
+applied to one example flow of the synthetic dataset (with its class statistics), original
+(black) vs augmented (red), per feature, like the paper's Tables 1-3.
 """
 
 from __future__ import annotations
@@ -18,24 +18,22 @@ import numpy as np
 FEATURE_LABELS = ("size (norm.)", "direction", "IAT (norm.)")
 
 
-def example_flows(t_len: int = 20) -> np.ndarray:
-    """Two hand-shaped normalized flows ``(2, T, 3)``: a TLS-like exchange and a shorter one.
+def example_flows(dataset: str = "synthetic", seed: int = 0):
+    """Two full-length training flows of one fold and the fold's stats.
 
-    The first is the gallery subject; the second is its CutMix partner.
+    Returns ``(flows (2, T, 3), labels (2,), stats, class_names)``: the first flow is the
+    gallery subject (the first full-length flow of the largest class), the second its CutMix
+    partner (a full-length flow of another class).
     """
-    first = np.zeros((t_len, 3), np.float32)
-    sizes = [0.35, 0.9, 1.0, 1.0, 0.12, 0.05, 0.6, 1.0, 1.0, 0.8, 0.1, 0.45, 1.0, 0.95, 0.3,
-             0.08, 0.7, 1.0, 0.55, 0.2]
-    dirs = [1, -1, -1, -1, 1, 1, 1, -1, -1, -1, 1, 1, -1, -1, -1, 1, 1, -1, -1, 1]
-    iats = [0.0, 0.45, 0.2, 0.18, 0.5, 0.3, 0.62, 0.4, 0.15, 0.14, 0.7, 0.35, 0.5, 0.2, 0.22,
-            0.66, 0.3, 0.48, 0.25, 0.58]
-    first[:, 0], first[:, 1], first[:, 2] = sizes[:t_len], dirs[:t_len], iats[:t_len]
-    second = np.zeros((t_len, 3), np.float32)
-    n = min(14, t_len)
-    second[:n, 0] = np.linspace(0.9, 0.1, n)
-    second[:n, 1] = np.where(np.arange(n) % 3 == 0, 1.0, -1.0)
-    second[:n, 2] = np.linspace(0.1, 0.6, n)
-    return np.stack([first, second])
+    from jtcaug.data import load, make_fold
+
+    fold = make_fold(load(dataset, scale=0.05, seed=seed), 0)
+    full = (fold.x_train[:, :, 1] != 0).all(axis=1)
+    largest = int(np.bincount(fold.y_train).argmax())
+    subject = int(np.flatnonzero(full & (fold.y_train == largest))[0])
+    partner = int(np.flatnonzero(full & (fold.y_train != largest))[0])
+    pick = [subject, partner]
+    return fold.x_train[pick], fold.y_train[pick], fold.stats, fold.class_names
 
 
 def render_gallery(out: Path, alpha: float = 0.5, seed: int = 0) -> Path:
@@ -49,11 +47,7 @@ def render_gallery(out: Path, alpha: float = 0.5, seed: int = 0) -> Path:
 
     from jtcaug import aug
 
-    flows = example_flows()
-    labels = np.array([0, 1], np.int32)
-    stats = aug.Stats.from_training(
-        np.concatenate([flows, flows * np.float32(0.9)]), np.tile(labels, 2), 2, iat_q99=1.0
-    )
+    flows, labels, stats, class_names = example_flows(seed=seed)
     names = aug.NAMES
     fig, axes = plt.subplots(len(names), 3, figsize=(12, 1.6 * len(names)), sharex=True)
     t = np.arange(flows.shape[1])
@@ -76,7 +70,10 @@ def render_gallery(out: Path, alpha: float = 0.5, seed: int = 0) -> Path:
     axes[0, 2].legend(loc="upper right", fontsize=7)
     for ax in axes[-1]:
         ax.set_xlabel("packet index t")
-    fig.suptitle(f"jtcaug augmentations on one example flow (alpha = {alpha}, seed {seed})")
+    fig.suptitle(
+        f"jtcaug augmentations of one synthetic {class_names[labels[0]]!r} flow "
+        f"(alpha = {alpha}, seed {seed})"
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.985))
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".png")
