@@ -24,6 +24,15 @@ def valid_mask(x: jnp.ndarray) -> jnp.ndarray:
     return jnp.arange(x.shape[0]) < valid_length(x)
 
 
+def prefix_sum(v: jnp.ndarray) -> jnp.ndarray:
+    """Inclusive prefix sum of a short vector.
+
+    A log-depth associative scan: under vmap on XLA:CPU it runs several times faster than
+    ``jnp.cumsum``, which lowers to a reduce-window.
+    """
+    return jax.lax.associative_scan(jnp.add, v)
+
+
 def compact(rows: jnp.ndarray, keep: jnp.ndarray, t_len: int) -> jnp.ndarray:
     """Stable compaction: the kept rows, in order, in the first slots of a ``(t_len, F)`` array.
 
@@ -32,7 +41,7 @@ def compact(rows: jnp.ndarray, keep: jnp.ndarray, t_len: int) -> jnp.ndarray:
       keep: ``(K,)`` bool, which candidates are emitted.
       t_len: output length; emissions past it are dropped, missing ones are zero padding.
     """
-    pos = jnp.cumsum(keep.astype(jnp.int32)) - 1
+    pos = prefix_sum(keep.astype(jnp.int32)) - 1
     target = jnp.where(keep, pos, t_len)  # t_len is out of range: dropped by mode="drop"
     out = jnp.zeros((t_len, rows.shape[1]), rows.dtype)
     return out.at[target].set(rows, mode="drop", unique_indices=False)

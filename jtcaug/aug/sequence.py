@@ -26,7 +26,14 @@ import jax.numpy as jnp
 from jax import lax
 
 from jtcaug import IAT, N_FEATURES
-from jtcaug.aug._common import compact, gather_columns, midpoint, randint, valid_length
+from jtcaug.aug._common import (
+    compact,
+    gather_columns,
+    midpoint,
+    prefix_sum,
+    randint,
+    valid_length,
+)
 from jtcaug.aug.stats import AugContext
 
 # --- Parameters --------------------------------------------------------------------------------
@@ -90,16 +97,11 @@ def _positions(x: jnp.ndarray) -> jnp.ndarray:
     return jnp.arange(x.shape[0], dtype=jnp.int32)
 
 
-# Prefix operations over T positions as log-depth associative scans: on XLA:CPU under vmap
-# they run several times faster than jnp.cumsum / lax.cummax, which lower to reduce-window.
-
-
-def _cumsum(v: jnp.ndarray) -> jnp.ndarray:
-    return lax.associative_scan(jnp.add, v)
+# Prefix operations as log-depth associative scans (see _common.prefix_sum for why).
 
 
 def _exclusive_cumsum(v: jnp.ndarray) -> jnp.ndarray:
-    return _cumsum(v) - v
+    return prefix_sum(v) - v
 
 
 def _cummax(v: jnp.ndarray) -> jnp.ndarray:
@@ -247,7 +249,7 @@ def _permute_segments(
     """
     t = _positions(x)
     valid = t < length
-    seg = _cumsum((cut & valid & (t > 0)).astype(jnp.int32))
+    seg = prefix_sum((cut & valid & (t > 0)).astype(jnp.int32))
     # Output order: by the segment's slot, then by position inside the segment. Ranking these
     # keys gives every packet's new position without materializing segment lengths.
     order_key = jnp.where(valid, slot[seg] * x.shape[0] + t, x.shape[0] * x.shape[0] + t)
@@ -314,7 +316,7 @@ def _emit_with_delays(
     original_pos = _exclusive_cumsum(kept) + _exclusive_cumsum(late_per_slot)
     # Before delayed packet i: kept originals up to its anchor slot, and (by monotone anchors)
     # exactly the delayed packets with a smaller index.
-    delayed_pos = _cumsum(kept)[anchor] + _exclusive_cumsum(late)
+    delayed_pos = prefix_sum(kept)[anchor] + _exclusive_cumsum(late)
     target = jnp.concatenate(
         [jnp.where(keep_original, original_pos, t_len), jnp.where(delayed, delayed_pos, t_len)]
     )
@@ -446,7 +448,7 @@ def _arrival_seconds(x: jnp.ndarray, length: jnp.ndarray, iat_q99: jnp.ndarray) 
     inside the flow); constant past the prefix."""
     t = _positions(x)
     gaps = jnp.where((t > 0) & (t < length), _iat_seconds(x[:, IAT], iat_q99), 0.0)
-    return _cumsum(gaps)
+    return prefix_sum(gaps)
 
 
 def _drop_time_window(
