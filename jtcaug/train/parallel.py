@@ -1,0 +1,147 @@
+"""Multi-device training with ``jax.shard_map`` on a ("runs", "data") mesh.
+
+- "runs": independent runs (different keys, optionally different folds) are split over the
+  devices of this axis; each device ``vmap``s ``loop.train_run`` over its own runs. No
+  collectives: each device owns whole runs.
+- "data": data parallelism within a run. Every device of the axis builds the same full batch
+  (same keys, so the same augmentations; a data-parallel run is the single-device run up to
+  float reduction order), trains on its equal share, and gradients, loss and BatchNorm
+  statistics are averaged over the axis (``lax.pmean`` and BatchNorm's ``axis_name``).
+  Validation and test evaluation run replicated.
+
+Varying-manual-axes checking is off (``check_vma=False``): a run's initial BatchNorm
+statistics are constants (invariant) while its trained ones vary per device, which the
+checker rejects as a loop carry. Replication of the outputs holds by construction (every
+device of "data" applies the same averaged update) and is tested against one device.
+
+The two compose: a mesh of shape (R, D) trains R groups of runs, each group data-parallel
+over D devices. ``shard_map`` is used rather than jit auto-sharding because XLA:CPU
+auto-sharding of vmapped convolutions has returned wrong values (spec jax.md).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jtcaug.train import loop
+from jtcaug.train.config import TrainConfig
+
+RUNS, DATA = "runs", "data"
+
+
+def make_mesh(runs: int = 1, data: int = 1, devices=None) -> jax.sharding.Mesh:
+    """A ``(runs, data)`` mesh over the first ``runs * data`` devices.
+
+    Raises:
+      ValueError: fewer devices than ``runs * data``, or a non-positive size.
+    """
+    if runs < 1 or data < 1:
+        raise ValueError(f"mesh sizes must be >= 1, got runs={runs}, data={data}")
+    devices = list(jax.devices() if devices is None else devices)
+    if len(devices) < runs * data:
+        raise ValueError(
+            f"a ({runs}, {data}) mesh needs {runs * data} devices, {len(devices)} available"
+        )
+    explicit = jax.sharding.AxisType.Explicit
+    return jax.make_mesh(
+        (runs, data),
+        (RUNS, DATA),
+        axis_types=(explicit, explicit),
+        devices=devices[: runs * data],
+    )
+
+
+def replicate(tree, mesh: jax.sharding.Mesh):
+    """Places every leaf of ``tree`` whole on every device of ``mesh``."""
+    return jax.device_put(tree, NamedSharding(mesh, P()))
+
+
+@functools.cache
+def data_parallel_advance(mesh: jax.sharding.Mesh):
+    """``loop.advance`` with each step data-parallel over the mesh's "data" axis.
+
+    Returns a jitted ``(loop_state, data, pool, config, n_epochs) -> loop_state`` taking and
+    returning replicated arrays (``replicate``), ``config`` static.
+    """
+    _check_axes(mesh)
+
+    @functools.partial(jax.jit, static_argnames="config")
+    def advance(ls, data, pool, config: TrainConfig, n_epochs):
+        def body(ls, data, pool, n_epochs):
+            return loop.advance(ls, data, pool, config, n_epochs, axis_name=DATA)
+
+        return jax.shard_map(body, mesh=mesh, in_specs=(P(),) * 4, out_specs=P(), check_vma=False)(
+            ls, data, pool, n_epochs
+        )
+
+    return advance
+
+
+def train_runs(
+    keys: jax.Array,
+    data: loop.FoldArrays,
+    config: TrainConfig,
+    mesh: jax.sharding.Mesh,
+    *,
+    data_per_run: bool = False,
+    return_latents: bool = False,
+) -> loop.RunOutput:
+    """Trains ``K`` complete runs at once, spread over the mesh.
+
+    Args:
+      keys: ``(K,)`` typed keys or ``(K, 2)`` raw uint32 keys, one per run; ``K`` must be a
+        multiple of the mesh's "runs" size.
+      data: one fold shared by every run, or (``data_per_run``) folds stacked on a leading
+        ``K`` axis (equal shapes, e.g. the same dataset's folds).
+      config: validated ``TrainConfig`` shared by the runs.
+      mesh: from ``make_mesh``; its "data" size must divide every step's batch.
+
+    Returns:
+      ``loop.RunOutput`` of numpy arrays with a leading ``K`` axis on every leaf.
+    """
+    _check_axes(mesh)
+    keys = loop.raw_key(jnp.asarray(keys))
+    n_runs, n_groups = keys.shape[0], mesh.shape[RUNS]
+    if n_runs % n_groups:
+        raise ValueError(f"{n_runs} runs do not split evenly over {n_groups} 'runs' devices")
+    if data_per_run and data.x_train.shape[0] != n_runs:
+        raise ValueError(f"data_per_run needs a leading axis of {n_runs} folds")
+    data_spec = P(RUNS) if data_per_run else P()
+    fn = _runs_fn(mesh, config, data_per_run, return_latents)
+    keys = jax.device_put(keys, NamedSharding(mesh, P(RUNS)))
+    data = jax.device_put(data, NamedSharding(mesh, data_spec))
+    with jax.set_mesh(mesh):
+        # Host copies: explicitly sharded results are awkward to index outside the mesh.
+        return jax.device_get(fn(keys, data))
+
+
+@functools.cache
+def _runs_fn(mesh, config: TrainConfig, data_per_run: bool, return_latents: bool):
+    axis_name = DATA if mesh.shape[DATA] > 1 else None
+
+    def one_run(key, data):
+        return loop.train_run(key, data, config, return_latents, axis_name)
+
+    def local_runs(keys, data):
+        return jax.vmap(one_run, in_axes=(0, 0 if data_per_run else None))(keys, data)
+
+    data_spec = P(RUNS) if data_per_run else P()
+    return jax.jit(
+        jax.shard_map(
+            local_runs,
+            mesh=mesh,
+            in_specs=(P(RUNS), data_spec),
+            out_specs=P(RUNS),
+            check_vma=False,
+        )
+    )
+
+
+def _check_axes(mesh) -> None:
+    if tuple(mesh.axis_names) != (RUNS, DATA):
+        raise ValueError(f"mesh axes must be ('runs', 'data') (make_mesh), got {mesh.axis_names}")

@@ -1,0 +1,80 @@
+"""Tiny Fold-like data for the training tests (a learnable 4-class toy problem)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from jtcaug.aug import Stats
+from jtcaug.train import RunResult, TrainConfig, run
+
+N_CLASSES = 4
+CLASS_NAMES = ("a", "b", "c", "d")
+
+
+@dataclasses.dataclass
+class TinyFold:
+    """The fields of ``jtcaug.data.Fold`` that training reads."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    stats: Stats
+    class_names: tuple
+    n_classes: int
+    dataset: str = "tiny"
+    fold: int = 0
+    iat_q99: float = 1.0
+
+
+def tiny_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flows of 8..20 packets whose sizes encode the class, plus noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, N_CLASSES, n).astype(np.int32)
+    lengths = rng.integers(8, 21, n)
+    valid = np.arange(20)[None, :] < lengths[:, None]
+    x = np.zeros((n, 20, 3), np.float32)
+    x[..., 0] = np.clip(y[:, None] / N_CLASSES + 0.2 * rng.random((n, 20)), 0, 1)
+    x[..., 1] = np.where(rng.random((n, 20)) < 0.5, 1.0, -1.0)
+    x[..., 2] = rng.random((n, 20))
+    x *= valid[..., None]
+    return x, y
+
+
+def make_tiny_fold(n_train: int = 300, seed: int = 0) -> TinyFold:
+    x_train, y_train = tiny_split(n_train, seed)
+    x_val, y_val = tiny_split(100, seed + 1)
+    x_test, y_test = tiny_split(100, seed + 2)
+    return TinyFold(
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
+        Stats.from_training(x_train, y_train, N_CLASSES, 1.0),
+        CLASS_NAMES,
+        N_CLASSES,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_fold() -> TinyFold:
+    return make_tiny_fold()
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> TrainConfig:
+    """One small config shared by the run-level tests, so its jitted epoch compiles once."""
+    return TrainConfig(batch_size=64, max_epochs=4, patience=4, checkpoint_every=2)
+
+
+@pytest.fixture(scope="session")
+def reference(tiny_fold, tiny_config) -> RunResult:
+    """One uninterrupted single-device run that other tests compare against."""
+    return run(tiny_fold, tiny_config, progress=False, return_state=True, return_latents=True)
