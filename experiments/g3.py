@@ -1,0 +1,291 @@
+"""G3 - latent-space geometry of the augmentations (paper Sec. 5.3, Fig. 5, Fig. 6).
+
+Each run trains the model with one augmentation (inject:1, as in G1), then, in the latent
+space of its best state: anchors = the training samples plus ``--anchor-copies`` augmented
+copies of each; for each test sample its ``--neighbours`` nearest anchors by cosine
+similarity -> mean number sharing its label and mean similarity (all anchors, Fig. 5 a-b;
+augmented anchors only, Fig. 5 c-d), and the mean ratio of the distance to the closest
+augmented vs the closest original same-label anchor. For the t-SNE set, fold 0 also keeps a
+t-SNE of ``--tsne-samples`` originals and one augmented copy of each, and the Euclidean
+distances ||f(x) - f(x')|| over the whole training split (their KDE is Fig. 6).
+
+Default folds: 10, not 80 - each run adds a nearest-neighbour search over ~6x the training
+set, and the paper reports these figures without a run count.
+
+    python -m experiments.g3 --dataset mirage19
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import pandas as pd
+
+from experiments import report
+from experiments.report import FigureOut, NotEnoughResults, ReportInput, Section, Table
+from experiments.runner import (
+    Campaign,
+    ConfigSpec,
+    FoldCache,
+    RunFn,
+    RunOutput,
+    RunSpec,
+    load_run_arrays,
+    main,
+    train_record,
+)
+from jtcaug import aug
+from jtcaug.evaluation import geometry, plots, stats
+
+# [paper] Fig. 6: two good and four poor augmentations.
+TSNE_AUGS = (
+    "translation", "wrap", "constant_wrapup", "interpolation", "sine_wrapup", "horizontal_flip",
+)
+ANCHOR_COPIES = 5  # [paper]
+TSNE_SAMPLES = 1000  # [chosen] t-SNE cost grows quickly with points; 2 x 1000 is readable
+TSNE_FOLD = 0
+DEFAULT_FOLDS = 10
+GEOMETRY_COLUMNS = {
+    "geo_same_label_all": "same label, all anchors",
+    "geo_similarity_all": "cosine sim., all anchors",
+    "geo_same_label_aug": "same label, aug. anchors",
+    "geo_similarity_aug": "cosine sim., aug. anchors",
+    "geo_distance_ratio": "dist. ratio aug./orig.",
+}
+
+
+def _aug_list(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in aug.NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown augmentation(s) {', '.join(unknown)}; known: {', '.join(aug.NAMES)}"
+        )
+    return names
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("G3")
+    group.add_argument("--augs", type=_aug_list, default=aug.NAMES,
+                       help="augmentations to train and analyse (comma-separated)")
+    group.add_argument("--tsne-augs", type=_aug_list, default=TSNE_AUGS,
+                       help="augmentations that get the t-SNE and distance KDE (Fig. 6)")
+    group.add_argument("--tsne-samples", type=int, default=TSNE_SAMPLES,
+                       help="training samples (each with one augmented copy) in the t-SNE")
+    group.add_argument("--anchor-copies", type=int, default=ANCHOR_COPIES,
+                       help="augmented copies of each training sample among the anchors")
+    group.add_argument("--neighbours", type=int, default=geometry.N_NEIGHBOURS,
+                       help="nearest anchors per test sample")
+
+
+def options(args: argparse.Namespace) -> dict:
+    return {
+        "augs": list(args.augs),
+        "tsne_augs": list(args.tsne_augs),
+        "tsne_samples": args.tsne_samples,
+        "anchor_copies": args.anchor_copies,
+        "neighbours": args.neighbours,
+    }
+
+
+def build_grid(args: argparse.Namespace) -> list[ConfigSpec]:
+    for flag, value, low in (("--tsne-samples", args.tsne_samples, 4),
+                             ("--anchor-copies", args.anchor_copies, 1),
+                             ("--neighbours", args.neighbours, 1)):
+        if value < low:
+            raise ValueError(f"{flag} must be >= {low}, got {value}")
+    return [
+        ConfigSpec(name, "single", {"aug": name, "policy": "inject:1", "alpha": None})
+        for name in args.augs
+    ]
+
+
+def geometry_run_fn(args: argparse.Namespace, n_folds: int) -> RunFn:
+    """Trains like G1, then measures the latent geometry of the best state."""
+    import jax
+
+    import jtcaug.train
+
+    folds = FoldCache(args, n_folds)
+    augment = jax.jit(aug.augment_batch, static_argnames=("how",))
+
+    def augmented(key, x, y, stats_, how, alpha):
+        xb, _ = augment(key, x, y, stats_, how=how, alpha=alpha)
+        return np.asarray(xb)
+
+    def run(spec: RunSpec) -> RunOutput:
+        fold = folds.get(spec.fold)
+        config = jtcaug.train.TrainConfig(**spec.train_kwargs())
+        result = jtcaug.train.run(
+            fold, config, key=jax.random.PRNGKey(spec.key_seed), return_state=True,
+            progress=False,
+        )
+        variables = result.state
+        how, alpha = config.aug, config.alpha
+        # A key of its own, apart from training's: the anchors must not replay training draws.
+        key = jax.random.fold_in(jax.random.PRNGKey(spec.key_seed), 0x6E03)
+        keys = jax.random.split(key, args.anchor_copies + 1)
+        train_z = jtcaug.train.embed(variables, fold.x_train)
+        copies = [
+            jtcaug.train.embed(
+                variables, augmented(k, fold.x_train, fold.y_train, fold.stats, how, alpha)
+            )
+            for k in keys[:-1]
+        ]
+        test_z = jtcaug.train.embed(variables, fold.x_test)
+        anchors, labels, is_aug = geometry.anchor_set(train_z, fold.y_train, copies)
+        metrics = geometry.neighbour_metrics(
+            test_z, fold.y_test, anchors, labels, is_aug, k=args.neighbours
+        )
+        record = train_record(result, fold)
+        record["extra"] = {f"geo_{k}": v for k, v in metrics.to_dict().items()}
+        arrays = None
+        if spec.fold == TSNE_FOLD and how in args.tsne_augs:
+            arrays = tsne_arrays(train_z, copies[0], args.tsne_samples, spec)
+        return RunOutput(record=record, arrays=arrays)
+
+    return run
+
+
+def tsne_arrays(
+    train_z: np.ndarray, augmented_z: np.ndarray, n_samples: int, spec: RunSpec
+) -> dict[str, np.ndarray]:
+    """t-SNE of a subsample of originals with their augmented copies, and all pair distances."""
+    rng = np.random.default_rng(spec.key_seed)
+    n = min(n_samples, train_z.shape[0])
+    idx = np.sort(rng.choice(train_z.shape[0], size=n, replace=False))
+    points = np.concatenate([train_z[idx], augmented_z[idx]], axis=0)
+    coords = geometry.tsne_embedding(points, seed=spec.key_seed % 2**31)
+    return {
+        "tsne": coords.astype(np.float32),
+        "tsne_is_augmented": np.repeat([False, True], n),
+        "distances": geometry.pair_distances(train_z, augmented_z).astype(np.float32),
+    }
+
+
+def _geometry_frame(ri: ReportInput) -> pd.DataFrame:
+    missing = [c for c in GEOMETRY_COLUMNS if c not in ri.results.columns]
+    if missing:
+        raise NotEnoughResults("no geometry metrics in the results yet")
+    names = [n for n in ri.names("single") if n in set(ri.results["config"])]
+    rows = []
+    for name in names:
+        sub = ri.results[ri.results["config"] == name]
+        f1 = stats.mean_ci(sub["weighted_f1"].to_numpy(dtype=np.float64) * 100)
+        row = dict(config=name, family=aug.FAMILY.get(name, ""), n=len(sub),
+                   weighted_f1=f1.mean, weighted_f1_ci=f1.half_width)
+        for col in GEOMETRY_COLUMNS:
+            values = sub[col].to_numpy(dtype=np.float64)
+            values = values[np.isfinite(values)]
+            ci = stats.mean_ci(values) if values.size else stats.MeanCI(np.nan, np.nan, 0)
+            row[col], row[f"{col}_ci"] = ci.mean, ci.half_width
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def neighbours_section(ri: ReportInput) -> Section:
+    frame = _geometry_frame(ri)
+    names = frame["config"].tolist()
+    display = pd.DataFrame({
+        "augmentation": names,
+        "folds": frame["n"].astype(str),
+        "weighted F1 (%)": [report.fmt_ci(m, h) for m, h in zip(
+            frame.weighted_f1, frame.weighted_f1_ci, strict=True)],
+        **{label: [report.fmt_ci(m, h, digits=3) for m, h in zip(
+            frame[col], frame[f"{col}_ci"], strict=True)]
+           for col, label in GEOMETRY_COLUMNS.items()},
+    })
+    scatter = plots.neighbour_scatter_figure(
+        names,
+        {
+            "all anchors (originals + augmented)": (
+                frame["geo_same_label_all"], frame["geo_similarity_all"]),
+            "augmented anchors only": (
+                frame["geo_same_label_aug"], frame["geo_similarity_aug"]),
+        },
+        frame["weighted_f1"],
+    )
+    bars = plots.metric_bars_figure(
+        names, {label: frame[col] for col, label in GEOMETRY_COLUMNS.items()}
+    )
+    k = ri.manifest["options"].get("neighbours", geometry.N_NEIGHBOURS)
+    copies = ri.manifest["options"].get("anchor_copies", ANCHOR_COPIES)
+    return Section(
+        title="Fig. 5 - test samples among training anchors",
+        text=f"Anchors: training latents plus {copies} augmented copies of each. For each test "
+        f"sample, its {k} nearest anchors by cosine similarity; 'same label' = mean number of "
+        f"them sharing the test label (of {k}), 'cosine sim.' = their mean similarity. The "
+        "ratio compares the cosine distance to the closest augmented and the closest original "
+        "same-label anchor (1 = augmented anchors mimic test samples as well as originals). "
+        "Means over folds ± 95% CI.",
+        tables=[Table(name="fig5_geometry", caption="Latent neighbourhood metrics per "
+                      "augmentation", frame=frame, display=display)],
+        figures=[
+            FigureOut("fig5_neighbours", "Same-label neighbours vs cosine similarity (colour: "
+                      "weighted F1)", scatter),
+            FigureOut("fig5_metric_bars", "Geometry metrics per augmentation", bars),
+        ],
+    )
+
+
+def latent_pairs_section(ri: ReportInput) -> Section:
+    chosen = ri.manifest["options"].get("tsne_augs", list(TSNE_AUGS))
+    tsne, distances = {}, {}
+    for name in chosen:
+        arrays = load_run_arrays(ri.out_dir, f"{name}__fold{TSNE_FOLD:03d}")
+        if arrays is None:
+            continue
+        tsne[name] = (arrays["tsne"], arrays["tsne_is_augmented"])
+        distances[name] = arrays["distances"]
+    if not tsne:
+        raise NotEnoughResults(f"no fold-{TSNE_FOLD} run of {', '.join(chosen)} finished yet")
+    top = max(float(np.percentile(d, 99.5)) for d in distances.values())
+    grid = np.linspace(0.0, max(top, 1e-6), 300)
+    curves, rows = {}, []
+    for name, d in distances.items():
+        try:
+            curves[name] = (grid, geometry.distance_kde(d, grid))
+        except ValueError:
+            curves[name] = (grid, None)
+        rows.append(dict(config=name, n_pairs=d.size, mean=float(d.mean()),
+                         median=float(np.median(d)), p95=float(np.percentile(d, 95))))
+    return Section(
+        title="Fig. 6 - original vs augmented latents",
+        text=f"Fold {TSNE_FOLD}. Top: t-SNE of original (blue) and augmented (red) latents, one "
+        "augmented copy per original. Bottom: Gaussian KDE of the Euclidean distance "
+        "||f(x) - f(x')|| over all training samples.",
+        tables=[Table(name="fig6_distances", caption="Distance between f(x) and f(x')",
+                      frame=pd.DataFrame(rows))],
+        figures=[
+            FigureOut("fig6_tsne", "t-SNE of original and augmented latents",
+                      plots.tsne_figure(tsne)),
+            FigureOut("fig6_kde", "KDE of ||f(x) - f(x')||", plots.kde_figure(curves)),
+        ],
+    )
+
+
+def build_report(ri: ReportInput) -> list[Section]:
+    return [
+        report.section("Fig. 5 - test samples among training anchors",
+                       lambda: neighbours_section(ri)),
+        report.section("Fig. 6 - original vs augmented latents",
+                       lambda: latent_pairs_section(ri)),
+    ]
+
+
+CAMPAIGN = Campaign(
+    name="g3",
+    title="G3 - latent space geometry",
+    build_grid=build_grid,
+    build_report=build_report,
+    add_arguments=add_arguments,
+    options=options,
+    make_run_fn=geometry_run_fn,
+    default_folds=DEFAULT_FOLDS,
+    quick_defaults={"tsne_samples": 300},
+)
+
+if __name__ == "__main__":
+    sys.exit(main(CAMPAIGN))

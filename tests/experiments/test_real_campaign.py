@@ -1,0 +1,77 @@
+"""A tiny real campaign through the trainer: every artefact, then kill + resume = same results."""
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from experiments import g1, g3, runner
+
+pytestmark = pytest.mark.slow
+
+ARGV = ["--dataset", "synthetic", "--scale", "0.02", "--folds", "2", "--max-epochs", "2",
+        "--augs", "translation,wrap", "--magnitude-folds", "1", "--no-progress",
+        "--compile-cache", "none"]
+# Timing and the host do not repeat; everything else must.
+VOLATILE = ["wall_time_s"]
+
+
+class KilledAfter:
+    """The real run function, interrupted like a killed process after ``n`` runs."""
+
+    def __init__(self, args, n_folds, n):
+        self.inner = runner.trainer_run_fn(args, n_folds)
+        self.left = n
+
+    def __call__(self, spec):
+        if self.left == 0:
+            raise KeyboardInterrupt("simulated kill")
+        self.left -= 1
+        return self.inner(spec)
+
+
+def test_tiny_g1_campaign_then_kill_and_resume(tmp_path, capsys):
+    full = tmp_path / "full"
+    assert runner.main(g1.CAMPAIGN, [*ARGV, "--out", str(full)]) == 0
+    assert "runs: 8/8 finished" in capsys.readouterr().out
+    text = (full / "report.md").read_text()
+    assert "Not available" not in text
+    for artefact in ("results.parquet", "tables/table5_gains.csv", "tables/table5_gains.tex",
+                     "tables/magnitude_wilcoxon.csv", "tables/fig3_critical_distance_ranks.csv",
+                     "figures/fig3_critical_distance.png", "figures/fig8_gain_vs_epochs.png"):
+        assert (full / artefact).stat().st_size > 0, artefact
+    reference = pd.read_parquet(full / "results.parquet")
+    assert len(reference) == 8 and reference["run_id"].is_unique
+    assert set(reference["epochs_run"]) <= {1, 2}
+    assert reference["weighted_f1"].between(0, 1).all()
+
+    resumed = tmp_path / "resumed"
+    killed = dataclasses.replace(
+        g1.CAMPAIGN, make_run_fn=lambda args, n: KilledAfter(args, n, 3)
+    )
+    assert runner.main(killed, [*ARGV, "--out", str(resumed)]) == 130
+    assert len(list((resumed / "runs").glob("*.json"))) == 3
+    assert runner.main(g1.CAMPAIGN, [*ARGV, "--out", str(resumed)]) == 0
+    assert "3 already there, 5 run now" in capsys.readouterr().out
+    again = pd.read_parquet(resumed / "results.parquet")
+    pd.testing.assert_frame_equal(reference.drop(columns=VOLATILE),
+                                  again.drop(columns=VOLATILE))
+
+
+def test_tiny_g3_campaign_measures_latent_geometry(tmp_path):
+    argv = ["--dataset", "synthetic", "--scale", "0.02", "--folds", "1", "--max-epochs", "1",
+            "--batch-size", "128", "--augs", "translation,horizontal_flip",
+            "--tsne-augs", "translation", "--tsne-samples", "60", "--anchor-copies", "2",
+            "--no-progress", "--compile-cache", "none", "--out", str(tmp_path)]
+    assert runner.main(g3.CAMPAIGN, argv) == 0
+    results = pd.read_parquet(tmp_path / "results.parquet")
+    assert len(results) == 2
+    assert results["geo_same_label_all"].between(0, 10).all()
+    assert results["geo_similarity_aug"].between(-1, 1).all()
+    assert (results["geo_distance_ratio"] > 0).all()
+    arrays = runner.load_run_arrays(tmp_path, "translation__fold000")
+    assert arrays["tsne"].shape == (120, 2)
+    assert arrays["tsne_is_augmented"].sum() == 60
+    assert runner.load_run_arrays(tmp_path, "horizontal_flip__fold000") is None
+    for fig in ("fig5_neighbours", "fig5_metric_bars", "fig6_tsne", "fig6_kde"):
+        assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 0

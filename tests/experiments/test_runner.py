@@ -1,0 +1,202 @@
+"""The resumable grid runner, driven by a fake run function."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import runner
+from experiments.runner import CampaignError, ConfigSpec, RunOutput
+
+from .fakes import CountingRunFn, fake_output
+
+GRID = [
+    ConfigSpec("none", "baseline", {"aug": "none", "policy": "none", "alpha": None}),
+    ConfigSpec("translation", "single", {"aug": "translation", "policy": "inject:1",
+                                         "alpha": None}),
+    ConfigSpec("wrap", "single", {"aug": "wrap", "policy": "inject:1", "alpha": None}),
+    ConfigSpec("wrap_alpha0.5", "magnitude", {"aug": "wrap", "policy": "inject:1",
+                                              "alpha": 0.5}, max_folds=2),
+]
+N_FOLDS = 3
+
+
+def manifest(grid=GRID, folds=N_FOLDS, **changes):
+    m = runner.make_manifest(campaign="test", dataset={"dataset": "synthetic", "scale": 0.01},
+                             n_folds=folds, preset="quick", seed=0, max_epochs=2, grid=grid)
+    m.update(changes)
+    return m
+
+
+def runs(grid=GRID, folds=N_FOLDS):
+    return runner.expand_runs(grid, folds, seed=0, max_epochs=2)
+
+
+def run_campaign(out, run_fn, warnings=None, **kw):
+    return runner.execute(out, manifest(**kw), runs(), lambda: run_fn, progress=False,
+                          warn=(warnings.append if warnings is not None else lambda m: None))
+
+
+def test_expand_runs_is_fold_major_with_fold_caps():
+    specs = runs()
+    assert [s.run_id for s in specs[:4]] == [
+        "none__fold000", "translation__fold000", "wrap__fold000", "wrap_alpha0.5__fold000"]
+    assert len(specs) == 3 * 3 + 2
+    assert "wrap_alpha0.5__fold002" not in {s.run_id for s in specs}
+    # The key seed pairs configs on a fold and differs between folds; the config's seed stays
+    # equal (one compilation per configuration).
+    assert specs[0].key_seed == specs[1].key_seed != specs[4].key_seed
+    assert specs[0].train_kwargs()["seed"] == specs[4].train_kwargs()["seed"] == 0
+    assert specs[0].train_kwargs()["max_epochs"] == 2
+
+
+def test_duplicate_or_unsafe_config_names_are_refused():
+    with pytest.raises(CampaignError, match="repeated: none"):
+        runner.expand_runs([GRID[0], GRID[0]], 1, 0, None)
+    with pytest.raises(CampaignError, match="must match"):
+        ConfigSpec("bad/name", "x", {})
+
+
+def test_full_campaign_writes_one_result_per_run(tmp_path):
+    summary = run_campaign(tmp_path, CountingRunFn())
+    assert summary.completed == summary.total == 11
+    assert not summary.failed
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 11
+    frame = runner.collect_results(tmp_path, runs())
+    assert len(frame) == 11
+    assert frame["run_id"].is_unique
+    row = frame.set_index("run_id").loc["wrap_alpha0.5__fold001"]
+    assert row["alpha"] == 0.5 and row["policy"] == "inject:1" and row["group"] == "magnitude"
+    assert 0.0 <= row["weighted_f1"] <= 1.0
+    assert "recall[tiny]" in frame.columns and "train_count[big]" in frame.columns
+    assert json.loads((tmp_path / "manifest.json").read_text())["folds"] == N_FOLDS
+
+
+def test_rerun_skips_finished_runs_without_building_the_run_fn(tmp_path):
+    run_campaign(tmp_path, CountingRunFn())
+
+    def never():
+        raise AssertionError("run function built although nothing is pending")
+
+    summary = runner.execute(tmp_path, manifest(), runs(), never, progress=False)
+    assert summary.skipped == 11 and summary.completed == 0
+
+
+def test_killed_campaign_resumes_to_identical_results(tmp_path):
+    reference_dir, resumed_dir = tmp_path / "reference", tmp_path / "resumed"
+    run_campaign(reference_dir, CountingRunFn())
+
+    with pytest.raises(KeyboardInterrupt):
+        run_campaign(resumed_dir, CountingRunFn(stop_after=5))
+    assert len(list((resumed_dir / "runs").glob("*.json"))) == 5
+    # A write interrupted mid-file leaves only a temp file, never a finished-looking result.
+    (resumed_dir / "runs" / ".wrap__fold001.json.abc.tmp").write_text('{"trunc')
+
+    second = CountingRunFn()
+    summary = run_campaign(resumed_dir, second)
+    assert summary.skipped == 5 and summary.completed == 6
+    assert summary.stale_temp_files == 1
+    assert len(second.calls) == 6  # only the runs that had not finished
+    reference = runner.collect_results(reference_dir, runs())
+    resumed = runner.collect_results(resumed_dir, runs())
+    assert len(resumed) == 11 and resumed["run_id"].is_unique
+    pd.testing.assert_frame_equal(reference, resumed)
+
+
+def test_corrupt_result_is_reported_kept_aside_and_redone(tmp_path):
+    run_campaign(tmp_path, CountingRunFn())
+    bad = tmp_path / "runs" / "wrap__fold001.json"
+    bad.write_text('{"format": 1, "run_id": "wrap__fold0')
+    other = tmp_path / "runs" / "none__fold002.json"
+    payload = json.loads(other.read_text())
+    payload["config"]["train"]["policy"] = "inject:4"
+    other.write_text(json.dumps(payload))
+
+    warnings, fn = [], CountingRunFn()
+    summary = run_campaign(tmp_path, fn, warnings=warnings)
+    assert sorted(summary.corrupt) == ["none__fold002", "wrap__fold001"]
+    assert sorted(fn.calls) == ["none__fold002", "wrap__fold001"]
+    assert any("wrap__fold001.json: invalid JSON" in w for w in warnings)
+    assert any("different configuration" in w for w in warnings)
+    assert len(list((tmp_path / "runs").glob("wrap__fold001.json.corrupt-*"))) == 1
+    assert len(runner.collect_results(tmp_path, runs())) == 11
+
+
+def test_different_configuration_in_out_is_refused(tmp_path):
+    run_campaign(tmp_path, CountingRunFn())
+    before = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    with pytest.raises(CampaignError, match=r"folds: 3 in OUT, 5 now"):
+        run_campaign(tmp_path, CountingRunFn(), folds=5)
+    grid = [*GRID[:2], ConfigSpec("wrap", "single", {"aug": "wrap", "policy": "inject:2",
+                                                      "alpha": None})]
+    with pytest.raises(CampaignError, match="configs only in OUT: wrap_alpha0.5.*changed: wrap"):
+        runner.execute(tmp_path, manifest(grid=grid), runs(grid), CountingRunFn, progress=False)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == before
+
+
+def test_results_without_manifest_are_refused(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "x__fold000.json").write_text("{}")
+    with pytest.raises(CampaignError, match="no manifest.json"):
+        run_campaign(tmp_path, CountingRunFn())
+
+
+def test_bad_input_leaves_out_untouched(tmp_path):
+    def bad_dataset():
+        raise ValueError("unknown dataset 'nope'")
+
+    with pytest.raises(ValueError, match="unknown dataset"):
+        runner.execute(tmp_path / "out", manifest(), runs(), bad_dataset, progress=False)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_failed_runs_are_reported_and_retried_next_time(tmp_path):
+    warnings = []
+    summary = run_campaign(tmp_path, CountingRunFn(fail_configs=("wrap",)), warnings=warnings)
+    assert sorted(summary.failed) == ["wrap__fold000", "wrap__fold001", "wrap__fold002"]
+    assert "NaN loss at epoch 3" in summary.failed["wrap__fold000"]
+    assert summary.completed == 8
+    assert any(line.startswith("FAILED wrap__fold000") for line in summary.lines())
+    fn = CountingRunFn()
+    again = run_campaign(tmp_path, fn)
+    assert sorted(fn.calls) == ["wrap__fold000", "wrap__fold001", "wrap__fold002"]
+    assert again.finished == 11 and not again.failed
+
+
+def test_systematic_failure_stops_the_campaign(tmp_path):
+    def broken(spec):
+        raise TypeError("unexpected keyword argument")
+
+    summary = run_campaign(tmp_path, broken)
+    assert len(summary.failed) == runner.MAX_CONSECUTIVE_FAILURES
+    assert summary.completed == 0
+
+
+def test_arrays_are_saved_with_the_run_and_checked(tmp_path):
+    def with_arrays(spec):
+        out = fake_output(spec)
+        return RunOutput(record=out.record, arrays={"tsne": np.full((3, 2), spec.fold, float)})
+
+    run_campaign(tmp_path, with_arrays)
+    arrays = runner.load_run_arrays(tmp_path, "wrap__fold002")
+    np.testing.assert_array_equal(arrays["tsne"], np.full((3, 2), 2.0))
+    (tmp_path / "runs" / "wrap__fold002.npz").unlink()
+    warnings = []
+    summary = run_campaign(tmp_path, with_arrays, warnings=warnings)
+    assert summary.corrupt == ["wrap__fold002"]
+    assert any("arrays file" in w for w in warnings)
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "results.parquet"
+    path.write_text("old")
+
+    def failing(p):
+        p.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        runner.atomic_write_with(path, failing)
+    assert path.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [path]
