@@ -102,10 +102,11 @@ def table5_section(ri: ReportInput) -> Section:
         caption="Table 5: weighted F1 of the baseline (%) and gain of each augmentation over "
         "the baseline of the same fold (points), mean ± 95% CI (Student t over folds)",
     )
+    step_batch = ri.manifest.get("batch_size") or 1024
     return Section(
         title="Table 5 - augmentation benchmark",
-        text="Inject N = 1 (B_orig = 512), alpha ~ U(0, 1). Bold: best three by mean gain; "
-        "italic: worst three.",
+        text=f"Inject N = 1 (B_orig = {step_batch // 2} of a {step_batch}-row step), "
+        "alpha ~ U(0, 1). Bold: best three by mean gain; italic: worst three.",
         tables=[table],
     )
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtcaug import IAT, SIZE
-from jtcaug.aug._common import valid_length
+from jtcaug.aug._common import ranks, valid_length
 from jtcaug.aug.stats import AugContext
 
 # [chosen] spike_noise: spikes are +-SPIKE_HEIGHT class sigmas; the number of spikes grows
@@ -76,8 +76,7 @@ def spike_noise(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.n
     scores = jnp.where(
         jnp.arange(t_len) < length, jax.random.uniform(k_pos, (t_len,)), jnp.inf
     )
-    rank = jnp.argsort(jnp.argsort(scores))
-    is_spike = rank < n_spikes
+    is_spike = ranks(scores) < n_spikes
     sign = jnp.where(jax.random.bernoulli(k_sign, shape=(t_len,)), 1.0, -1.0).astype(x.dtype)
     pattern = jnp.where(is_spike, SPIKE_HEIGHT * sign, 0.0).astype(x.dtype)
     return _add_pattern(x, feature, alpha * _class_sigma(ctx, feature) * pattern)

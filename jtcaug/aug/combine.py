@@ -209,8 +209,19 @@ def augment_batch(
         return xb, yb
     if spec.kind == "cutmix":
         return sequence.cutmix(key, xb, yb)
-    keys = jax.random.split(key, xb.shape[0])
     ctx = jax.vmap(stats.context)(yb)
+    if spec.kind == "single":
+        # One batch-level alpha draw is much cheaper than a per-sample key split for it.
+        k_alpha, k_samples = jax.random.split(key)
+        batch = xb.shape[0]
+        alphas = (
+            jax.random.uniform(k_alpha, (batch,), jnp.float32)
+            if alpha is None
+            else jnp.full((batch,), alpha, jnp.float32)
+        )
+        fn = SAMPLE_FUNCTIONS[spec.names[0]]
+        return jax.vmap(fn)(jax.random.split(k_samples, batch), xb, alphas, ctx), yb
+    keys = jax.random.split(key, xb.shape[0])
     out = jax.vmap(functools.partial(apply_sample, how=how, alpha=alpha))(keys, xb, ctx)
     return out, yb
 

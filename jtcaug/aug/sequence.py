@@ -32,6 +32,7 @@ from jtcaug.aug._common import (
     midpoint,
     prefix_sum,
     randint,
+    ranks,
     valid_length,
 )
 from jtcaug.aug.stats import AugContext
@@ -111,18 +112,6 @@ def _cummax(v: jnp.ndarray) -> jnp.ndarray:
 def _suffix_min(v: jnp.ndarray) -> jnp.ndarray:
     """``out[t] = min(v[t:])``."""
     return lax.associative_scan(jnp.minimum, v, reverse=True)
-
-
-def _ranks(scores: jnp.ndarray) -> jnp.ndarray:
-    """Rank of each score (0 = smallest; ties broken by index): a permutation of ``0..n-1``.
-
-    Pairwise comparisons of a short vector beat a double argsort on CPU by about 8x.
-    """
-    i = jnp.arange(scores.shape[0])
-    before = (scores[None, :] < scores[:, None]) | (
-        (scores[None, :] == scores[:, None]) & (i[None, :] < i[:, None])
-    )
-    return jnp.sum(before, axis=1, dtype=jnp.int32)
 
 
 def _interleave_midpoints(x: jnp.ndarray) -> jnp.ndarray:
@@ -254,7 +243,7 @@ def _permute_segments(
     # keys gives every packet's new position without materializing segment lengths.
     order_key = jnp.where(valid, slot[seg] * x.shape[0] + t, x.shape[0] * x.shape[0] + t)
     rows = jnp.where(valid[:, None], x, jnp.zeros((), x.dtype))
-    return jnp.zeros_like(x).at[_ranks(order_key)].set(rows, unique_indices=True)
+    return jnp.zeros_like(x).at[ranks(order_key)].set(rows, unique_indices=True)
 
 
 def permutation(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
@@ -275,8 +264,8 @@ def permutation(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.n
     # n-1 distinct cut points: the candidates with the smallest random scores. Ranks (not a
     # threshold on the scores) keep the count exact even if two float scores tie.
     candidate = (t >= 1) & (t < length)
-    cut = candidate & (_ranks(jnp.where(candidate, cut_scores, 2.0)) < n - 1)
-    return _permute_segments(x, length, cut, _ranks(order_scores))
+    cut = candidate & (ranks(jnp.where(candidate, cut_scores, 2.0)) < n - 1)
+    return _permute_segments(x, length, cut, ranks(order_scores))
 
 
 # --- TCP-aware: dup/perm x RTO/FastRetr --------------------------------------------------------
