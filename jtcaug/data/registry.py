@@ -74,6 +74,10 @@ def load(
     if t_max < 20:
         raise DatasetError(f"t_max must be >= 20, got {t_max}")
     synthetic = name in PRESETS or name in ALIASES
+    kind, sep, spec = name.partition(":")
+    if not (synthetic or name in REAL or (sep and kind in ("tcbench", "flows") and spec)):
+        # Checked first: option mismatches below would otherwise hide a mistyped name.
+        raise DatasetError(f"unknown dataset {name!r}; expected one of: {NAMES_HELP}")
     if not synthetic and (scale != 1.0 or seed != 0):
         raise DatasetError(
             f"--scale and --data-seed apply to synthetic datasets only, not {name!r}"
@@ -105,7 +109,6 @@ def load(
             cache_dir=cache_root,
             enabled=cache,
         )
-    kind, sep, spec = name.partition(":")
     if sep and kind == "tcbench" and spec:
         file = find_tcbench_file(Path(spec).expanduser())
         params = {"source": source_signature(file), "t_max": t_max}

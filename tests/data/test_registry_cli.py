@@ -55,6 +55,7 @@ def test_load_from_args_flow_table(shared_data):
     [
         (["--dataset", "cesnet"], "unknown dataset 'cesnet'"),
         (["--dataset", "flows:"], "unknown dataset"),
+        (["--dataset", "mirge19", "--scale", "0.5"], "unknown dataset 'mirge19'"),
         (["--dataset", "synthetic", "--size-field", "s"], "--size-field apply to flows:PATH"),
         (["--dataset", "mirage19", "--scale", "0.5"], "synthetic datasets only"),
         (["--dataset", "synthetic", "--min-packets", "3"], "mirage19 / mirage22 only"),
