@@ -179,7 +179,7 @@ def _torch_speed(xb: np.ndarray, yb: np.ndarray, n_classes: int, args) -> float 
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=10_000)
-    x = torch.from_numpy(xb).permute(0, 2, 1).contiguous()  # channels first
+    x = torch.from_numpy(np.array(xb)).permute(0, 2, 1).contiguous()  # writable, channels first
     y = torch.from_numpy(yb.astype(np.int64))
     loss_fn = nn.CrossEntropyLoss()
 
