@@ -26,6 +26,23 @@ class DatasetError(ValueError):
     """A dataset that cannot be found, read or used; the message names the culprit."""
 
 
+def parse_json(data: bytes | str, where: str):
+    """``json.loads`` whose errors become a one-line ``DatasetError`` naming ``where``.
+
+    Python's parser accepts NaN: real MIRAGE captures hold it in ``flow_features``, so
+    callers reject it only in the fields they use.
+    """
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as err:
+        raise DatasetError(
+            f"{where}: malformed or truncated JSON (line {err.lineno}, column {err.colno}): "
+            f"{err.msg}"
+        ) from err
+    except (UnicodeDecodeError, ValueError) as err:
+        raise DatasetError(f"{where}: malformed JSON: {err}") from err
+
+
 @dataclass(frozen=True, eq=False)
 class Flows:
     """Per-flow packet series of one dataset, in one form for every source.

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import glob
 import itertools
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from jtcaug.data.flows import (
     Flows,
     first_bad_segment,
     flows_from_flat,
+    parse_json,
 )
 
 TABLE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet", ".pq")
@@ -151,29 +151,17 @@ def _read_columns(path: Path, mapping: FieldMapping) -> _Columns:
         with path.open("rb") as fh:
             for line_no, line in enumerate(fh, 1):
                 if line.strip():
-                    records.append((line_no, _loads(line, f"{path}: line {line_no}")))
+                    records.append((line_no, parse_json(line, f"{path}: line {line_no}")))
         lines = [n for n, _ in records]
         return _from_records(path, [r for _, r in records], mapping, lambda i: f"line {lines[i]}")
     if suffix == ".json":
-        doc = _loads(path.read_bytes(), str(path))
+        doc = parse_json(path.read_bytes(), str(path))
         if not isinstance(doc, list):
             raise DatasetError(
                 f"{path}: expected a JSON list of flow records, got {type(doc).__name__}"
             )
         return _from_records(path, doc, mapping, lambda i: f"record {i}")
     raise DatasetError(f"{path}: unsupported table type {suffix!r}; use {TABLE_SUFFIXES}")
-
-
-def _loads(data: bytes, where: str):
-    try:
-        return json.loads(data)
-    except json.JSONDecodeError as err:
-        raise DatasetError(
-            f"{where}: malformed or truncated JSON (line {err.lineno}, column {err.colno}): "
-            f"{err.msg}"
-        ) from err
-    except (UnicodeDecodeError, ValueError) as err:
-        raise DatasetError(f"{where}: malformed JSON: {err}") from err
 
 
 def _from_records(
@@ -253,7 +241,7 @@ def _read_csv(path: Path, mapping: FieldMapping) -> _Columns:
                 raise DatasetError(
                     f"{path}: {locate(i)}: column {field!r} must hold a JSON list, got {cell!r}"
                 )
-            rec[field] = _loads(cell.encode(), f"{path}: {locate(i)}: column {field!r}")
+            rec[field] = parse_json(cell.encode(), f"{path}: {locate(i)}: column {field!r}")
         rec[mapping.label_field] = _python_scalar(rec[mapping.label_field])
     return _from_records(path, records, mapping, locate)
 
@@ -328,7 +316,7 @@ def _label_table(mapping: FieldMapping) -> dict[str, int] | None:
     else:
         where = str(mapping.label_names)
         try:
-            table = _loads(Path(mapping.label_names).read_bytes(), where)
+            table = parse_json(Path(mapping.label_names).read_bytes(), where)
         except OSError as err:
             raise DatasetError(f"--label-names {where}: cannot read: {err}") from err
     ok = (

@@ -13,7 +13,6 @@ the container, so an archive and its extracted tree give identical ``Flows`` and
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import tarfile
@@ -32,6 +31,7 @@ from jtcaug.data.flows import (
     concat_ranges,
     first_bad_segment,
     flows_from_flat,
+    parse_json,
     segment_ids,
 )
 
@@ -252,17 +252,9 @@ def parse_capture(
     if len(tokens) < 3:
         return None
     app = tokens[1]
-    try:
-        # Real captures hold NaN in flow_features (skew of constant series): allowed there,
-        # rejected in the packet fields below.
-        doc = json.loads(data)
-    except json.JSONDecodeError as err:
-        raise DatasetError(
-            f"{display}: malformed or truncated JSON (line {err.lineno}, column {err.colno}): "
-            f"{err.msg}"
-        ) from err
-    except (ValueError, UnicodeDecodeError) as err:
-        raise DatasetError(f"{display}: malformed JSON: {err}") from err
+    # Real captures hold NaN in flow_features (skew of constant series): allowed there,
+    # rejected in the packet fields below.
+    doc = parse_json(data, display)
     if not isinstance(doc, dict):
         raise DatasetError(f"{display}: expected a JSON object of flows, got {type(doc).__name__}")
 
