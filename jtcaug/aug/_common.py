@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from jtcaug import DIR
+from jtcaug.aug import _random
 
 
 def valid_length(x: jnp.ndarray) -> jnp.ndarray:
@@ -67,7 +68,7 @@ def gather_columns(x: jnp.ndarray, src: jnp.ndarray, emit: jnp.ndarray) -> jnp.n
 
 def randint(key: jax.Array, low: jnp.ndarray, high_inclusive: jnp.ndarray) -> jnp.ndarray:
     """Uniform integer in ``[low, high_inclusive]`` with traced bounds (int32)."""
-    return jax.random.randint(
+    return _random.randint(
         key, (), jnp.asarray(low, jnp.int32), jnp.asarray(high_inclusive, jnp.int32) + 1
     )
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtcaug import IAT, SIZE
+from jtcaug.aug import _random
 from jtcaug.aug._common import ranks, valid_length
 from jtcaug.aug.stats import AugContext
 
@@ -34,7 +35,7 @@ SINE_FREQ_RANGE = (0.5, 3.0)
 
 def _pick_feature(key: jax.Array) -> jnp.ndarray:
     """Size or IAT, with probability 1/2 each (the spec's "feature ◐")."""
-    return jnp.where(jax.random.bernoulli(key), IAT, SIZE)
+    return jnp.where(_random.bernoulli(key), IAT, SIZE)
 
 
 def _add_pattern(
@@ -56,45 +57,45 @@ def _class_sigma(ctx: AugContext, feature: jnp.ndarray) -> jnp.ndarray:
 
 def gaussian_noise(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
     """Independent N(0, 1) noise per position, scaled by alpha and the class sigma."""
-    k_feat, k_noise = jax.random.split(key)
+    k_feat, k_noise = _random.split(key)
     feature = _pick_feature(k_feat)
-    noise = jax.random.normal(k_noise, (x.shape[0],), x.dtype)
+    noise = _random.normal(k_noise, (x.shape[0],), x.dtype)
     return _add_pattern(x, feature, alpha * _class_sigma(ctx, feature) * noise)
 
 
 def spike_noise(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
     """A few +-3 sigma spikes at distinct valid positions; more spikes with larger alpha."""
-    k_feat, k_count, k_pos, k_sign = jax.random.split(key, 4)
+    k_feat, k_count, k_pos, k_sign = _random.split(key, 4)
     t_len = x.shape[0]
     feature = _pick_feature(k_feat)
     length = valid_length(x)
     max_spikes = jnp.maximum(
         1, jnp.ceil(alpha * length.astype(jnp.float32) / SPIKE_EVERY).astype(jnp.int32)
     )
-    n_spikes = jax.random.randint(k_count, (), 1, max_spikes + 1)
+    n_spikes = _random.randint(k_count, (), 1, max_spikes + 1)
     # Distinct positions without replacement: rank random scores, invalid positions last.
     scores = jnp.where(
-        jnp.arange(t_len) < length, jax.random.uniform(k_pos, (t_len,)), jnp.inf
+        jnp.arange(t_len) < length, _random.uniform(k_pos, (t_len,)), jnp.inf
     )
     is_spike = ranks(scores) < n_spikes
-    sign = jnp.where(jax.random.bernoulli(k_sign, shape=(t_len,)), 1.0, -1.0).astype(x.dtype)
+    sign = jnp.where(_random.bernoulli(k_sign, 0.5, (t_len,)), 1.0, -1.0).astype(x.dtype)
     pattern = jnp.where(is_spike, SPIKE_HEIGHT * sign, 0.0).astype(x.dtype)
     return _add_pattern(x, feature, alpha * _class_sigma(ctx, feature) * pattern)
 
 
 def constant_wrapup(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
     """One constant N(0,1) offset on IAT for the whole flow, scaled by the pooled class sigma."""
-    c = jax.random.normal(key, (), x.dtype)
+    c = _random.normal(key, (), x.dtype)
     shift = alpha * ctx.sigma_global[IAT] * c
     return _add_pattern(x, jnp.asarray(IAT), jnp.full((x.shape[0],), shift, x.dtype))
 
 
 def gaussian_wrapup(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
     """Magnitude warp: a smooth random curve (cubic through N(0,1) knots) times class sigma."""
-    k_feat, k_knots = jax.random.split(key)
+    k_feat, k_knots = _random.split(key)
     t_len = x.shape[0]
     feature = _pick_feature(k_feat)
-    knot_values = jax.random.normal(k_knots, (WRAPUP_KNOTS,), jnp.float32)
+    knot_values = _random.normal(k_knots, (WRAPUP_KNOTS,), jnp.float32)
     # Knots span the valid prefix [0, L-1], so short flows get the whole curve too.
     span = jnp.maximum(valid_length(x) - 1, 1).astype(jnp.float32)
     u = jnp.arange(t_len, dtype=jnp.float32) / span
@@ -116,13 +117,13 @@ def _lagrange_basis(u: jnp.ndarray) -> jnp.ndarray:
 
 def sine_wrapup(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
     """A sine of random frequency and phase along the flow, scaled by alpha and class sigma."""
-    k_feat, k_freq, k_phase = jax.random.split(key, 3)
+    k_feat, k_freq, k_phase = _random.split(key, 3)
     t_len = x.shape[0]
     feature = _pick_feature(k_feat)
-    freq = jax.random.uniform(
+    freq = _random.uniform(
         k_freq, (), jnp.float32, SINE_FREQ_RANGE[0], SINE_FREQ_RANGE[1]
     )
-    phase = jax.random.uniform(k_phase, (), jnp.float32, 0.0, 2.0 * math.pi)
+    phase = _random.uniform(k_phase, (), jnp.float32, 0.0, 2.0 * math.pi)
     t = jnp.arange(t_len, dtype=jnp.float32)
     wave = jnp.sin(2.0 * math.pi * freq * t / t_len + phase).astype(x.dtype)
     return _add_pattern(x, feature, alpha * _class_sigma(ctx, feature) * wave)

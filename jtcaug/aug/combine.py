@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtcaug.aug import amplitude, masking, sequence
+from jtcaug.aug import _random, amplitude, masking, sequence
 from jtcaug.aug.stats import AugContext, Stats
 
 SampleFn = Callable[[jax.Array, jnp.ndarray, jnp.ndarray, AugContext], jnp.ndarray]
@@ -128,14 +128,14 @@ def validate_how(how: str) -> None:
 def _draw_alpha(key: jax.Array, alpha) -> jnp.ndarray:
     """Scalar alpha: U(0, 1) when ``alpha`` is None, else the fixed value."""
     if alpha is None:
-        return jax.random.uniform(key, (), jnp.float32)
+        return _random.uniform(key, (), jnp.float32)
     return jnp.asarray(alpha, jnp.float32)
 
 
 def _apply_one(
     fn: SampleFn, key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext
 ) -> jnp.ndarray:
-    k_alpha, k_fn = jax.random.split(key)
+    k_alpha, k_fn = _random.split(key)
     return fn(k_fn, x, _draw_alpha(k_alpha, alpha), ctx)
 
 
@@ -163,19 +163,19 @@ def apply_sample(
     branches = _branches(spec.names, alpha)
     n = len(branches)
     if spec.kind == "ensemble":
-        k_pick, k_apply = jax.random.split(key)
-        pick = jax.random.randint(k_pick, (), 0, n)
+        k_pick, k_apply = _random.split(key)
+        pick = _random.randint(k_pick, (), 0, n)
         return jax.lax.switch(pick, branches, k_apply, x, ctx)
     if spec.kind == "random_stack":
-        k_order, k_steps = jax.random.split(key)
-        order = jax.random.permutation(k_order, n)
-        for step, k_step in enumerate(jax.random.split(k_steps, n)):
+        k_order, k_steps = _random.split(key)
+        order = _random.permutation(k_order, n)
+        for step, k_step in enumerate(_random.split(k_steps, n)):
             x = jax.lax.switch(order[step], branches, k_step, x, ctx)
         return x
     # masked_stack: fixed order, each member skipped independently with probability p.
-    k_skip, k_steps = jax.random.split(key)
-    skipped = jax.random.bernoulli(k_skip, spec.skip_p, (n,))
-    for i, k_step in enumerate(jax.random.split(k_steps, n)):
+    k_skip, k_steps = _random.split(key)
+    skipped = _random.bernoulli(k_skip, spec.skip_p, (n,))
+    for i, k_step in enumerate(_random.split(k_steps, n)):
         x = jnp.where(skipped[i], x, branches[i](k_step, x, ctx))
     return x
 
@@ -212,16 +212,16 @@ def augment_batch(
     ctx = jax.vmap(stats.context)(yb)
     if spec.kind == "single":
         # One batch-level alpha draw is much cheaper than a per-sample key split for it.
-        k_alpha, k_samples = jax.random.split(key)
+        k_alpha, k_samples = _random.split(key)
         batch = xb.shape[0]
         alphas = (
-            jax.random.uniform(k_alpha, (batch,), jnp.float32)
+            _random.uniform(k_alpha, (batch,), jnp.float32)
             if alpha is None
             else jnp.full((batch,), alpha, jnp.float32)
         )
         fn = SAMPLE_FUNCTIONS[spec.names[0]]
-        return jax.vmap(fn)(jax.random.split(k_samples, batch), xb, alphas, ctx), yb
-    keys = jax.random.split(key, xb.shape[0])
+        return jax.vmap(fn)(_random.split(k_samples, batch), xb, alphas, ctx), yb
+    keys = _random.split(key, xb.shape[0])
     out = jax.vmap(functools.partial(apply_sample, how=how, alpha=alpha))(keys, xb, ctx)
     return out, yb
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jtcaug.aug import _random
 from jtcaug.aug._common import randint, valid_length
 from jtcaug.aug.stats import AugContext
 
@@ -27,14 +28,14 @@ def bernoulli_mask(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jn
     del ctx
     t_len = x.shape[0]
     valid = jnp.arange(t_len) < valid_length(x)
-    hit = jax.random.uniform(key, (t_len,)) < BERNOULLI_RATE * alpha
+    hit = _random.uniform(key, (t_len,)) < BERNOULLI_RATE * alpha
     return _mask_columns(x, valid & hit)
 
 
 def window_mask(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
     """Masks one contiguous window of ``w ~ U{1..max(1, ceil(alpha*L/2))}`` valid packets."""
     del ctx
-    k_width, k_start = jax.random.split(key)
+    k_width, k_start = _random.split(key)
     t_len = x.shape[0]
     length = valid_length(x)
     max_width = jnp.maximum(

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jtcaug import IAT, N_FEATURES
+from jtcaug.aug import _random
 from jtcaug.aug._common import (
     compact,
     gather_columns,
@@ -184,10 +185,10 @@ def translation(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.n
     del ctx
     _check_sample(x, "translation")
     alpha = jnp.asarray(alpha, jnp.float32)
-    k_n, k_dir, k_t = jax.random.split(key, 3)
+    k_n, k_dir, k_t = _random.split(key, 3)
     length = valid_length(x)
     n = randint(k_n, 1, 1 + _count_at_most(TRANSLATION_THRESHOLDS, alpha))
-    left = jax.random.bernoulli(k_dir)
+    left = _random.bernoulli(k_dir)
     t = randint(k_t, 0, jnp.maximum(length - 1, 0))
     return _translate(x, length, n, t, left)
 
@@ -213,7 +214,7 @@ def wrap(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
     del ctx
     _check_sample(x, "wrap")
     alpha = jnp.asarray(alpha, jnp.float32)
-    u = jax.random.uniform(key, (x.shape[0],), jnp.float32)
+    u = _random.uniform(key, (x.shape[0],), jnp.float32)
     p_interpolate = WRAP_INTERPOLATE_RATE * alpha
     choice = jnp.where(
         u < p_interpolate,
@@ -255,12 +256,12 @@ def permutation(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.n
     del ctx
     _check_sample(x, "permutation")
     alpha = jnp.asarray(alpha, jnp.float32)
-    k_n, k_scores = jax.random.split(key)
+    k_n, k_scores = _random.split(key)
     length = valid_length(x)
     t = _positions(x)
     n_max = PERMUTATION_MIN_SEGMENTS + _count_at_most(PERMUTATION_THRESHOLDS, alpha)
     n = jnp.minimum(randint(k_n, PERMUTATION_MIN_SEGMENTS, n_max), length)
-    cut_scores, order_scores = jax.random.uniform(k_scores, (2, x.shape[0]), jnp.float32)
+    cut_scores, order_scores = _random.uniform(k_scores, (2, x.shape[0]), jnp.float32)
     # n-1 distinct cut points: the candidates with the smallest random scores. Ranks (not a
     # threshold on the scores) keep the count exact even if two float scores tie.
     candidate = (t >= 1) & (t < length)
@@ -343,7 +344,7 @@ def _rto_bursts(
 def _tcp_events(key: jax.Array, x: jnp.ndarray, alpha) -> jnp.ndarray:
     """``(T,)`` bool: each position starts an event with probability TCP_EVENT_RATE * alpha."""
     p = TCP_EVENT_RATE * jnp.asarray(alpha, jnp.float32)
-    return jax.random.bernoulli(key, p, (x.shape[0],))
+    return _random.bernoulli(key, p, (x.shape[0],))
 
 
 def _rto_draws(key: jax.Array, x: jnp.ndarray, alpha) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -352,7 +353,7 @@ def _rto_draws(key: jax.Array, x: jnp.ndarray, alpha) -> tuple[jnp.ndarray, jnp.
     Random bits dominate the cost of these small functions: the upper 24 bits give the event's
     uniform draw, the lower 8 the burst length (exactly uniform as the span, 4, divides 256).
     """
-    bits = jax.random.bits(key, (x.shape[0],), jnp.uint32)
+    bits = _random.bits(key, (x.shape[0],))
     uniform = (bits >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
     events = uniform < TCP_EVENT_RATE * jnp.asarray(alpha, jnp.float32)
     span = RTO_BURST[1] - RTO_BURST[0] + 1
@@ -489,7 +490,7 @@ def packet_loss(
     iat_q99 = jnp.asarray(ctx.iat_q99, jnp.float32)
     length = valid_length(x)
     span = _arrival_seconds(x, length, iat_q99)[-1]
-    center = jax.random.uniform(key, (), jnp.float32, 0.0, span)
+    center = _random.uniform(key, (), jnp.float32, 0.0, span)
     if window_units == "percent":
         half = (PACKET_LOSS_BASE_PCT + PACKET_LOSS_SLOPE_PCT * alpha) / 100.0 * span
     else:
@@ -511,8 +512,8 @@ def _cutmix_plan(
       window ``[start, start + width)``, equal for both partners; ``width ~ U{0..T-1}``,
       ``start ~ U{0..T-1-width}``.
     """
-    k_perm, k_width, k_start = jax.random.split(key, 3)
-    shuffled = jax.random.permutation(k_perm, batch_size).astype(jnp.int32)
+    k_perm, k_width, k_start = _random.split(key, 3)
+    shuffled = _random.permutation(k_perm, batch_size).astype(jnp.int32)
     slot = jnp.arange(batch_size, dtype=jnp.int32)
     # Pairs are consecutive entries of the shuffled order: (0, 1), (2, 3), ...
     mate_slot = slot ^ 1
@@ -520,8 +521,8 @@ def _cutmix_plan(
     partner = jnp.zeros_like(slot).at[shuffled].set(shuffled[mate_slot])
     pair_of = jnp.zeros_like(slot).at[shuffled].set(slot // 2)
     n_pairs = (batch_size + 1) // 2
-    width = jax.random.randint(k_width, (n_pairs,), 0, t_len)
-    start = jax.random.randint(k_start, (n_pairs,), 0, t_len - width)
+    width = _random.randint(k_width, (n_pairs,), 0, t_len)
+    start = _random.randint(k_start, (n_pairs,), 0, t_len - width)
     return partner, start[pair_of].astype(jnp.int32), width[pair_of].astype(jnp.int32)
 
 

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from jtcaug import aug
+from jtcaug.aug import _random
 from jtcaug.aug.combine import SAMPLE_FUNCTIONS, _apply_one, parse_how
 from tests.aug.helpers import random_flows, toy_stats
 
@@ -54,7 +55,7 @@ def test_ensemble_picks_pool_members_uniformly():
     keys = jax.random.split(jax.random.key(42), 600)
     outs = jax.jit(jax.vmap(lambda k: aug.apply_sample(k, x, ctx, how, alpha=1.0)))(keys)
     # Replay each member with the key the policy hands to the chosen branch.
-    apply_keys = jax.vmap(lambda k: jax.random.split(k)[1])(keys)
+    apply_keys = jax.vmap(lambda k: _random.split(k)[1])(keys)
     def replay(name):
         member = jax.vmap(lambda k: _apply_one(SAMPLE_FUNCTIONS[name], k, x, 1.0, ctx))
         return np.asarray(jax.jit(member)(apply_keys))
