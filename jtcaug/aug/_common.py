@@ -34,16 +34,33 @@ def prefix_sum(v: jnp.ndarray) -> jnp.ndarray:
     return jax.lax.associative_scan(jnp.add, v)
 
 
-def ranks(scores: jnp.ndarray) -> jnp.ndarray:
-    """Rank of each score (0 = smallest; ties broken by index): a permutation of ``0..n-1``.
+def ranks_distinct(keys: jnp.ndarray) -> jnp.ndarray:
+    """Rank of each key (0 = smallest) when all keys are distinct: one comparison per pair."""
+    return jnp.sum(keys[None, :] < keys[:, None], axis=1, dtype=jnp.int32)
 
-    Pairwise comparisons of a short vector beat a double argsort on CPU by about 8x.
+
+def distinct_keys(words: jnp.ndarray, last: jnp.ndarray | None = None) -> jnp.ndarray:
+    """Distinct uint32 sort keys from random words ``(n,)``: random high bits, then the index.
+
+    Ranking them gives a uniform random order up to ties among the random bits (26 of them
+    for n <= 32), which are broken by index: a bias below ``n^2 / 2^27``. Entries where
+    ``last`` is True rank after all others.
     """
-    i = jnp.arange(scores.shape[0])
-    before = (scores[None, :] < scores[:, None]) | (
-        (scores[None, :] == scores[:, None]) & (i[None, :] < i[:, None])
-    )
-    return jnp.sum(before, axis=1, dtype=jnp.int32)
+    n = words.shape[0]
+    index_bits = max(1, (n - 1).bit_length())
+    index = jnp.arange(n, dtype=jnp.uint32)
+    # Top bit clear (reserved for ``last``), then 31 - index_bits random bits, then the index.
+    keys = ((words >> (index_bits + 1)) << index_bits) | index
+    if last is not None:
+        keys = jnp.where(last, jnp.uint32(1 << 31) | index, keys)
+    return keys
+
+
+def place_rows(rows: jnp.ndarray, target: jnp.ndarray, t_len: int) -> jnp.ndarray:
+    """``out[target[i]] = rows[i]`` into a zero ``(t_len, F)`` array; targets must be distinct
+    where in ``[0, t_len)``, others are dropped."""
+    out = jnp.zeros((t_len, rows.shape[1]), rows.dtype)
+    return out.at[target].set(rows, mode="drop", unique_indices=False)
 
 
 def compact(rows: jnp.ndarray, keep: jnp.ndarray, t_len: int) -> jnp.ndarray:
@@ -55,9 +72,7 @@ def compact(rows: jnp.ndarray, keep: jnp.ndarray, t_len: int) -> jnp.ndarray:
       t_len: output length; emissions past it are dropped, missing ones are zero padding.
     """
     pos = prefix_sum(keep.astype(jnp.int32)) - 1
-    target = jnp.where(keep, pos, t_len)  # t_len is out of range: dropped by mode="drop"
-    out = jnp.zeros((t_len, rows.shape[1]), rows.dtype)
-    return out.at[target].set(rows, mode="drop", unique_indices=False)
+    return place_rows(rows, jnp.where(keep, pos, t_len), t_len)
 
 
 def gather_columns(x: jnp.ndarray, src: jnp.ndarray, emit: jnp.ndarray) -> jnp.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from jtcaug import IAT, SIZE
 from jtcaug.aug import _random
-from jtcaug.aug._common import ranks, valid_length
+from jtcaug.aug._common import distinct_keys, ranks_distinct, valid_length
 from jtcaug.aug.stats import AugContext
 
 # [chosen] spike_noise: spikes are +-SPIKE_HEIGHT class sigmas; the number of spikes grows
@@ -65,20 +65,19 @@ def gaussian_noise(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jn
 
 def spike_noise(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
     """A few +-3 sigma spikes at distinct valid positions; more spikes with larger alpha."""
-    k_feat, k_count, k_pos, k_sign = _random.split(key, 4)
     t_len = x.shape[0]
-    feature = _pick_feature(k_feat)
+    words = _random.bits(key, (3, t_len))
+    feature = jnp.where((words[2, 0] >> 31) == 1, IAT, SIZE)
     length = valid_length(x)
     max_spikes = jnp.maximum(
         1, jnp.ceil(alpha * length.astype(jnp.float32) / SPIKE_EVERY).astype(jnp.int32)
     )
-    n_spikes = _random.randint(k_count, (), 1, max_spikes + 1)
-    # Distinct positions without replacement: rank random scores, invalid positions last.
-    scores = jnp.where(
-        jnp.arange(t_len) < length, _random.uniform(k_pos, (t_len,)), jnp.inf
-    )
-    is_spike = ranks(scores) < n_spikes
-    sign = jnp.where(_random.bernoulli(k_sign, 0.5, (t_len,)), 1.0, -1.0).astype(x.dtype)
+    # n_spikes ~ U{1..max_spikes}: multiply-shift on 16 random bits.
+    n_spikes = 1 + (((words[2, 1] >> 16) * max_spikes.astype(jnp.uint32)) >> 16).astype(jnp.int32)
+    # Distinct positions without replacement: rank random keys, invalid positions last.
+    t = jnp.arange(t_len)
+    is_spike = ranks_distinct(distinct_keys(words[0], last=t >= length)) < n_spikes
+    sign = jnp.where((words[1] >> 31) == 1, 1.0, -1.0).astype(x.dtype)
     pattern = jnp.where(is_spike, SPIKE_HEIGHT * sign, 0.0).astype(x.dtype)
     return _add_pattern(x, feature, alpha * _class_sigma(ctx, feature) * pattern)
 

@@ -29,11 +29,13 @@ from jtcaug import IAT, N_FEATURES
 from jtcaug.aug import _random
 from jtcaug.aug._common import (
     compact,
+    distinct_keys,
     gather_columns,
     midpoint,
+    place_rows,
     prefix_sum,
     randint,
-    ranks,
+    ranks_distinct,
     valid_length,
 )
 from jtcaug.aug.stats import AugContext
@@ -241,10 +243,10 @@ def _permute_segments(
     valid = t < length
     seg = prefix_sum((cut & valid & (t > 0)).astype(jnp.int32))
     # Output order: by the segment's slot, then by position inside the segment. Ranking these
-    # keys gives every packet's new position without materializing segment lengths.
+    # (distinct) keys gives every packet's new position without materializing segment lengths.
     order_key = jnp.where(valid, slot[seg] * x.shape[0] + t, x.shape[0] * x.shape[0] + t)
     rows = jnp.where(valid[:, None], x, jnp.zeros((), x.dtype))
-    return jnp.zeros_like(x).at[ranks(order_key)].set(rows, unique_indices=True)
+    return place_rows(rows, ranks_distinct(order_key), x.shape[0])
 
 
 def permutation(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
@@ -256,17 +258,23 @@ def permutation(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.n
     del ctx
     _check_sample(x, "permutation")
     alpha = jnp.asarray(alpha, jnp.float32)
-    k_n, k_scores = _random.split(key)
+    t_len = x.shape[0]
+    words = _random.bits(key, (3, t_len))
     length = valid_length(x)
     t = _positions(x)
     n_max = PERMUTATION_MIN_SEGMENTS + _count_at_most(PERMUTATION_THRESHOLDS, alpha)
-    n = jnp.minimum(randint(k_n, PERMUTATION_MIN_SEGMENTS, n_max), length)
-    cut_scores, order_scores = _random.uniform(k_scores, (2, x.shape[0]), jnp.float32)
-    # n-1 distinct cut points: the candidates with the smallest random scores. Ranks (not a
-    # threshold on the scores) keep the count exact even if two float scores tie.
+    n_draw = PERMUTATION_MIN_SEGMENTS + _below(words[2, 0], n_max - PERMUTATION_MIN_SEGMENTS + 1)
+    n = jnp.minimum(n_draw, length)
+    # n-1 distinct cut points: the candidates with the smallest random keys. Ranks (not a
+    # threshold on the draws) keep the count exact.
     candidate = (t >= 1) & (t < length)
-    cut = candidate & (ranks(jnp.where(candidate, cut_scores, 2.0)) < n - 1)
-    return _permute_segments(x, length, cut, ranks(order_scores))
+    cut = candidate & (ranks_distinct(distinct_keys(words[0], last=~candidate)) < n - 1)
+    return _permute_segments(x, length, cut, ranks_distinct(distinct_keys(words[1])))
+
+
+def _below(word: jnp.ndarray, span: jnp.ndarray) -> jnp.ndarray:
+    """Uniform int32 in ``[0, span)`` from one random word (multiply-shift on 16 bits)."""
+    return (((word >> 16) * span.astype(jnp.uint32)) >> 16).astype(jnp.int32)
 
 
 # --- TCP-aware: dup/perm x RTO/FastRetr --------------------------------------------------------
@@ -310,8 +318,7 @@ def _emit_with_delays(
     target = jnp.concatenate(
         [jnp.where(keep_original, original_pos, t_len), jnp.where(delayed, delayed_pos, t_len)]
     )
-    rows = jnp.concatenate([x, x])
-    return jnp.zeros_like(x).at[target].set(rows, mode="drop")
+    return place_rows(jnp.concatenate([x, x]), target, t_len)
 
 
 def _fastretr_anchor(x: jnp.ndarray, length: jnp.ndarray) -> jnp.ndarray:

@@ -128,3 +128,17 @@ def test_other_key_kinds_are_accepted(key):
 def test_a_non_key_is_rejected():
     with pytest.raises(ValueError, match="PRNG key"):
         _random.bits(jnp.zeros((2,), jnp.float32), (4,))
+
+
+def test_ranks_of_distinct_keys_are_uniform_orders_with_last_entries_last():
+    from jtcaug.aug._common import distinct_keys, ranks_distinct
+
+    last = jnp.array([False, True, False, False, False])
+    draw = jax.vmap(lambda k: ranks_distinct(distinct_keys(_random.bits(k, (5,)), last=last)))
+    r = np.asarray(draw(_random.split(jax.random.key(13), 24_000)))
+    assert (np.sort(r, axis=1) == np.arange(5)).all()
+    assert (r[:, 1] == 4).all()
+    free = r[:, [0, 2, 3, 4]]
+    codes = free @ np.array([64, 16, 4, 1])
+    counts = np.unique(codes, return_counts=True)[1]
+    assert len(counts) == 24 and scipy_stats.chisquare(counts).pvalue > 1e-4
