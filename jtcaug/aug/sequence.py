@@ -465,16 +465,21 @@ def _drop_time_window(
     t = _positions(x)
     valid = t < length
     arrival = _arrival_seconds(x, length, iat_q99)
-    removed = valid & (arrival >= low) & (arrival <= high)
-    kept = valid & ~removed
-    after_gap = kept & jnp.concatenate([jnp.zeros((1,), bool), removed[:-1]])
-    prev_kept = jnp.concatenate(
-        [jnp.full((1,), -1, jnp.int32), _cummax(jnp.where(kept, t, -1))[:-1]]
-    )
-    merged_gap = arrival - arrival[jnp.maximum(prev_kept, 0)]
-    new_iat = jnp.where(prev_kept >= 0, _iat_normalized(merged_gap, iat_q99), 0.0)
-    iat = jnp.where(after_gap, new_iat.astype(x.dtype), x[:, IAT])
-    return compact(x.at[:, IAT].set(iat), kept, x.shape[0])
+    # Arrival times never decrease, so the removed packets are one run of positions
+    # [first, after): counting beats a scan for the previous kept packet and a scatter.
+    first = jnp.sum(valid & (arrival < low), dtype=jnp.int32)
+    after = jnp.maximum(jnp.sum(valid & (arrival <= high), dtype=jnp.int32), first)
+    n_removed = after - first
+
+    def arrival_at(i):
+        return jnp.sum(jnp.where(t == i, arrival, 0.0))
+
+    merged_gap = arrival_at(after) - arrival_at(first - 1)
+    new_iat = jnp.where(first > 0, _iat_normalized(merged_gap, iat_q99), 0.0)
+    patched = (t == after) & (n_removed > 0) & (after < length)
+    iat = jnp.where(patched, new_iat.astype(x.dtype), x[:, IAT])
+    src = t + jnp.where(t >= first, n_removed, 0)
+    return gather_columns(x.at[:, IAT].set(iat), src, src < length)
 
 
 def packet_loss(
