@@ -56,6 +56,24 @@ def distinct_keys(words: jnp.ndarray, last: jnp.ndarray | None = None) -> jnp.nd
     return keys
 
 
+def take_small(v: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
+    """``v[index]`` for a short 1-d ``v``, as a compare-and-sum over ``v``'s positions.
+
+    Inside the augmentations XLA fuses a gather with the scans and ranks that produce its
+    operands and recomputes them per gathered element; this form measured 1.3x faster for
+    the whole of ``permutation`` (one pinned core, vmapped over 1024 flows).
+    """
+    hit = index[:, None] == jnp.arange(v.shape[0], dtype=index.dtype)[None, :]
+    return jnp.sum(jnp.where(hit, v[None, :], jnp.zeros((), v.dtype)), axis=1)
+
+
+def inverse_permutation(perm: jnp.ndarray) -> jnp.ndarray:
+    """``inv`` with ``inv[perm[i]] = i`` for a permutation ``perm`` of ``0..n-1`` (int32)."""
+    n = perm.shape[0]
+    i = jnp.arange(n, dtype=jnp.int32)
+    return jnp.sum(jnp.where(perm[None, :] == i[:, None], i[None, :], 0), axis=1)
+
+
 def place_rows(rows: jnp.ndarray, target: jnp.ndarray, t_len: int) -> jnp.ndarray:
     """``out[target[i]] = rows[i]`` into a zero ``(t_len, F)`` array; targets must be distinct
     where in ``[0, t_len)``, others are dropped."""

@@ -31,11 +31,13 @@ from jtcaug.aug._common import (
     compact,
     distinct_keys,
     gather_columns,
+    inverse_permutation,
     midpoint,
     place_rows,
     prefix_sum,
     randint,
     ranks_distinct,
+    take_small,
     valid_length,
 )
 from jtcaug.aug.stats import AugContext
@@ -244,9 +246,12 @@ def _permute_segments(
     seg = prefix_sum((cut & valid & (t > 0)).astype(jnp.int32))
     # Output order: by the segment's slot, then by position inside the segment. Ranking these
     # (distinct) keys gives every packet's new position without materializing segment lengths.
-    order_key = jnp.where(valid, slot[seg] * x.shape[0] + t, x.shape[0] * x.shape[0] + t)
-    rows = jnp.where(valid[:, None], x, jnp.zeros((), x.dtype))
-    return place_rows(rows, ranks_distinct(order_key), x.shape[0])
+    order_key = jnp.where(
+        valid, take_small(slot, seg) * x.shape[0] + t, x.shape[0] * x.shape[0] + t
+    )
+    # Valid packets rank first, so output slot j < L takes the packet ranked j.
+    source = inverse_permutation(ranks_distinct(order_key))
+    return jnp.where(valid[:, None], x[source], jnp.zeros((), x.dtype))
 
 
 def permutation(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
@@ -314,7 +319,7 @@ def _emit_with_delays(
     original_pos = _exclusive_cumsum(kept) + _exclusive_cumsum(late_per_slot)
     # Before delayed packet i: kept originals up to its anchor slot, and (by monotone anchors)
     # exactly the delayed packets with a smaller index.
-    delayed_pos = prefix_sum(kept)[anchor] + _exclusive_cumsum(late)
+    delayed_pos = take_small(prefix_sum(kept), anchor) + _exclusive_cumsum(late)
     target = jnp.concatenate(
         [jnp.where(keep_original, original_pos, t_len), jnp.where(delayed, delayed_pos, t_len)]
     )
