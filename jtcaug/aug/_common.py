@@ -1,4 +1,4 @@
-"""Index arithmetic shared by the augmentations: valid length, stable compaction.
+"""Index arithmetic shared by the augmentations: valid length, scans, ranks, small gathers.
 
 Every helper here works on one sample ``(T, 3)`` with static shapes, so it composes with
 ``jit`` and ``vmap``; variable-length edits become masks, cumulative sums and scatters.
@@ -79,18 +79,6 @@ def place_rows(rows: jnp.ndarray, target: jnp.ndarray, t_len: int) -> jnp.ndarra
     where in ``[0, t_len)``, others are dropped."""
     out = jnp.zeros((t_len, rows.shape[1]), rows.dtype)
     return out.at[target].set(rows, mode="drop", unique_indices=False)
-
-
-def compact(rows: jnp.ndarray, keep: jnp.ndarray, t_len: int) -> jnp.ndarray:
-    """Stable compaction: the kept rows, in order, in the first slots of a ``(t_len, F)`` array.
-
-    Args:
-      rows: ``(K, F)`` candidate output columns in emission order.
-      keep: ``(K,)`` bool, which candidates are emitted.
-      t_len: output length; emissions past it are dropped, missing ones are zero padding.
-    """
-    pos = prefix_sum(keep.astype(jnp.int32)) - 1
-    return place_rows(rows, jnp.where(keep, pos, t_len), t_len)
 
 
 def gather_columns(x: jnp.ndarray, src: jnp.ndarray, emit: jnp.ndarray) -> jnp.ndarray:
