@@ -7,13 +7,14 @@ threefry at about 19 ns per 32-bit word (1.2 ms for a (1024, 20, 3) batch on the
 machine), which made the random bits most of every augmentation's cost, while this hash costs
 about 1-2 ns per word.
 
-Word ``i`` of a draw is ``h(2i) ^ h(2i + 1)`` with ``h(c) = mix(mix(c * PHI + stream ^ s0) ^
-s1)``, where ``(s0, s1)`` are the key's data words and ``mix`` is a 32-bit avalanche finalizer
-(the "lowbias32" constants); sub-keys from ``split`` use a stream of their own. The final XOR is
-written as a reduction on purpose: XLA treats reductions as expensive and so materializes the
-words once, whereas an all-elementwise hash gets re-computed inside every consumer fusion
-(e.g. once per packet position when a per-flow draw is broadcast over ``(B, T)``), which made
-some augmentations 2x slower. XLA:CPU drops ``optimization_barrier``, so that is no help.
+Word ``i`` of a draw is ``mix(mix(i * PHI + stream ^ s0) ^ s1)``, where ``(s0, s1)`` are the
+key's data words and ``mix`` is a 32-bit avalanche finalizer (the "lowbias32" constants); for
+a fixed key and stream, counters map to words bijectively. Sub-keys from ``split`` use a stream
+of their own. The words pass through a (no-op) XOR reduction on purpose: XLA treats reductions
+as expensive and so materializes the words once, whereas an all-elementwise hash gets
+re-computed inside every consumer fusion (e.g. once per packet position when a per-flow draw
+is broadcast over ``(B, T)``), which made some augmentations 2x slower. XLA:CPU drops
+``optimization_barrier``, so that is no help.
 
 This is a statistical generator for data augmentation, not a cryptographic one;
 ``tests/aug/test_random.py`` checks uniformity, normality, and independence of neighbouring
@@ -64,9 +65,12 @@ def _seed_words(key: jax.Array) -> tuple[jnp.ndarray, jnp.ndarray]:
 
 def _hash(key: jax.Array, n: int, stream: np.uint32) -> jnp.ndarray:
     s0, s1 = _seed_words(key)
-    counter = jax.lax.iota(jnp.uint32, 2 * n).reshape(n, 2) * _PHI + stream
-    halves = _mix(_mix(counter ^ s0) ^ s1)
-    return jax.lax.reduce(halves, np.uint32(0), jax.lax.bitwise_xor, (1,))
+    counter = jax.lax.iota(jnp.uint32, n) * _PHI + stream
+    words = _mix(_mix(counter ^ s0) ^ s1)
+    # XOR-reducing (word, 0) pairs is the identity, but XLA treats reductions as expensive
+    # and materializes them (module docstring).
+    pairs = jnp.stack([words, jnp.zeros_like(words)], axis=1)
+    return jax.lax.reduce(pairs, np.uint32(0), jax.lax.bitwise_xor, (1,))
 
 
 def bits(key: jax.Array, shape: tuple[int, ...] = ()) -> jnp.ndarray:
