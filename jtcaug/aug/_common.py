@@ -40,20 +40,21 @@ def ranks_distinct(keys: jnp.ndarray) -> jnp.ndarray:
 
 
 def distinct_keys(words: jnp.ndarray, last: jnp.ndarray | None = None) -> jnp.ndarray:
-    """Distinct uint32 sort keys from random words ``(n,)``: random high bits, then the index.
+    """Distinct int32 sort keys from random words ``(n,)``: random high bits, then the index.
 
-    Ranking them gives a uniform random order up to ties among the random bits (26 of them
-    for n <= 32), which are broken by index: a bias below ``n^2 / 2^27``. Entries where
-    ``last`` is True rank after all others.
+    Ranking them gives a uniform random order up to ties among the random bits (25 of them
+    for n <= 32), which are broken by index: a bias below ``n^2 / 2^26``. Entries where
+    ``last`` is True rank after all others. Signed keys: XLA:CPU compares int32 about 1.5x
+    faster than uint32.
     """
     n = words.shape[0]
     index_bits = max(1, (n - 1).bit_length())
     index = jnp.arange(n, dtype=jnp.uint32)
-    # Top bit clear (reserved for ``last``), then 31 - index_bits random bits, then the index.
-    keys = ((words >> (index_bits + 1)) << index_bits) | index
+    # Bit 31 clear (non-negative), bit 30 reserved for ``last``, then random bits, the index.
+    keys = ((words >> (index_bits + 2)) << index_bits) | index
     if last is not None:
-        keys = jnp.where(last, jnp.uint32(1 << 31) | index, keys)
-    return keys
+        keys = jnp.where(last, jnp.uint32(1 << 30) | index, keys)
+    return keys.astype(jnp.int32)
 
 
 def take_small(v: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:

@@ -271,11 +271,12 @@ def permutation(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.n
     _check_sample(x, "permutation")
     alpha = jnp.asarray(alpha, jnp.float32)
     t_len = x.shape[0]
-    words = _random.bits(key, (3, t_len))
+    # Row 0: cut keys (position 0 is never a cut candidate, so its word draws n); row 1: order.
+    words = _random.bits(key, (2, t_len))
     length = valid_length(x)
     t = _positions(x)
     n_max = PERMUTATION_MIN_SEGMENTS + _count_at_most(PERMUTATION_THRESHOLDS, alpha)
-    n_draw = PERMUTATION_MIN_SEGMENTS + _below(words[2, 0], n_max - PERMUTATION_MIN_SEGMENTS + 1)
+    n_draw = PERMUTATION_MIN_SEGMENTS + _below(words[0, 0], n_max - PERMUTATION_MIN_SEGMENTS + 1)
     n = jnp.minimum(n_draw, length)
     # n-1 distinct cut points: the candidates with the smallest random keys. Ranks (not a
     # threshold on the draws) keep the count exact.
