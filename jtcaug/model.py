@@ -9,10 +9,16 @@ Convolutions are computed as one matrix product over gathered patches (``Conv1d`
 than with XLA's convolution: on XLA:CPU the convolution's weight gradient runs ~40x slower
 inside a loop (the epoch's ``lax.scan``) than outside one, and vmapping over models turns
 convolutions into slow grouped convolutions; matrix products have neither problem.
+
+BatchNorm (``BatchNorm``) is flax's, with a hand-written backward pass that keeps only the
+layer's input for the gradient (autodiff of ``flax.linen.BatchNorm`` stores two more
+full-size tensors, the centred input and a squared-input term): less memory per step (the
+step's XLA temporary buffer shrinks from ~86 to ~80 MB at B=1024) and a faster step on CPU.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import flax.linen as nn
@@ -65,7 +71,103 @@ class Conv1d(nn.Module):
         patches = jnp.concatenate(
             [padded[..., i : i + last : self.stride, :] for i in range(self.kernel)], axis=-1
         )
-        return patches @ w.reshape(self.kernel * c_in, self.features)
+        # One 2-d product over all rows: with the batch dims kept, the weight gradient
+        # contracts two dims at once and XLA:CPU transposes the output gradient to a
+        # (features, rows) copy for a slow dot; flattened, it is a plain rows^T @ rows product
+        # (scanned train step ~1.4x faster on one CPU core).
+        lead = patches.shape[:-1]
+        flat = patches.reshape(-1, self.kernel * c_in)
+        out = flat @ w.reshape(self.kernel * c_in, self.features)
+        return out.reshape(*lead, self.features)
+
+
+def _batch_moments(x: jnp.ndarray, axis_name: str | None) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Per-channel mean and (unclipped) E[x^2] - E[x]^2 over all but the last axis, averaged
+    over ``axis_name`` in one ``pmean`` when given (as flax's fast variance)."""
+    axes = tuple(range(x.ndim - 1))
+    mean = jnp.mean(x, axes)
+    mean2 = jnp.mean(jnp.square(x), axes)
+    if axis_name is not None:
+        mean, mean2 = jax.lax.pmean(jnp.stack([mean, mean2]), axis_name)
+    return mean, mean2 - jnp.square(mean)
+
+
+def _batch_norm_fwd(x, scale, bias, epsilon, axis_name):
+    mean, raw_var = _batch_moments(x, axis_name)
+    var = jnp.maximum(0.0, raw_var)
+    inv = jax.lax.rsqrt(var + epsilon)
+    y = (x - mean) * (inv * scale) + bias
+    return (y, mean, var), (x, mean, inv, scale, raw_var)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _batch_norm_train(x, scale, bias, epsilon, axis_name):
+    """``(y, batch mean, batch var)`` of training-mode BatchNorm over all but the last axis."""
+    return _batch_norm_fwd(x, scale, bias, epsilon, axis_name)[0]
+
+
+def _batch_norm_bwd(epsilon, axis_name, residuals, cotangents):
+    # The derivative of the forward pass above (mean and var included, as autodiff of flax's
+    # BatchNorm computes it), written out so that only x is kept: x - mean is recomputed in
+    # the fused elementwise pass. Under axis_name the per-channel sums are averaged like the
+    # transposes of the forward pmean (shard_map without varying-axes checks).
+    del epsilon
+    x, mean, inv, scale, raw_var = residuals
+    g, g_mean, g_var = cotangents
+    axes = tuple(range(x.ndim - 1))
+    n = 1
+    for axis in axes:
+        n *= x.shape[axis]
+    centred = x - mean
+    sum_g = jnp.sum(g, axes)
+    sum_gc = jnp.sum(g * centred, axes)
+    sums = jnp.stack([sum_g, sum_gc, g_mean, g_var])
+    if axis_name is not None:
+        sums = jax.lax.pmean(sums, axis_name)
+    p_g, p_gc, p_mean, p_var = sums
+    # d max(0, v)/dv as jax defines it: 1 above 0, 1/2 at 0, 0 below.
+    clip = jnp.where(raw_var > 0, 1.0, jnp.where(raw_var == 0, 0.5, 0.0))
+    g_raw_var = clip * (p_var - 0.5 * inv * inv * inv * scale * p_gc)
+    g_x = (g - p_g / n) * (inv * scale) + p_mean / n + (2.0 / n) * g_raw_var * centred
+    return g_x, sum_gc * inv, sum_g
+
+
+_batch_norm_train.defvjp(_batch_norm_fwd, _batch_norm_bwd)
+
+
+class BatchNorm(nn.Module):
+    """``flax.linen.BatchNorm`` over the last axis (same variables, statistics, running
+    averages and ``axis_name`` synchronization) with a cheaper backward pass.
+
+    Attributes:
+      use_running_average: eval mode (normalize with the running statistics).
+      momentum: running-average decay (0.9 is PyTorch's momentum=0.1).
+      epsilon: added to the variance.
+      axis_name: mesh axis over which batch statistics are averaged (None: local).
+    """
+
+    use_running_average: bool
+    momentum: float = 0.9
+    epsilon: float = 1e-5
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        features = (x.shape[-1],)
+        ra_mean = self.variable("batch_stats", "mean", jnp.zeros, features, jnp.float32)
+        ra_var = self.variable("batch_stats", "var", jnp.ones, features, jnp.float32)
+        scale = self.param("scale", nn.initializers.ones, features, jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, features, jnp.float32)
+        x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+        if self.use_running_average:
+            return (x - ra_mean.value) * (jax.lax.rsqrt(ra_var.value + self.epsilon) * scale) + bias
+        initializing = self.is_initializing()
+        axis_name = None if initializing else self.axis_name
+        y, mean, var = _batch_norm_train(x, scale, bias, self.epsilon, axis_name)
+        if not initializing:
+            ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
+            ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
+        return y
 
 
 class _ConvBN(nn.Module):
@@ -80,7 +182,7 @@ class _ConvBN(nn.Module):
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
         x = Conv1d(self.features, self.kernel, self.stride, name="conv")(x)
         # momentum 0.9 / eps 1e-5 are PyTorch's BatchNorm1d defaults (its momentum=0.1).
-        return nn.BatchNorm(
+        return BatchNorm(
             use_running_average=not train,
             momentum=0.9,
             epsilon=1e-5,
