@@ -7,6 +7,11 @@ Prints samples/s and ratios measured in this run (compare figures from one run o
 machine's load changes between runs). Goals (issue 4, 2-core CPU): inject:1 costs at most
 15% more per sample than no augmentation at equal total batch; the JAX step is at least 2x
 the eager PyTorch step.
+
+The JAX steps are timed as training runs them: ``--steps`` steps per call, under one
+``lax.scan`` (``loop.run_epoch`` scans an epoch's steps the same way). For reference the
+"none" step is also timed as one jitted call per step: every call then maps and faults in
+XLA:CPU's fresh temporary buffer (~80 MB at B=1024), a cost an epoch pays once.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from jtcaug.train.state import create_train_state, train_step
 
 BATCH = 1024
 INJECT_AUGS = ("translation", "wrap", "permutation")
+SINGLE = "none, 1 call per step"
 
 
 def main() -> None:
@@ -45,10 +51,14 @@ def main() -> None:
     rows = rng.choice(len(y), BATCH, replace=len(y) < BATCH)
     xb, yb = jnp.asarray(x[rows]), jnp.asarray(y[rows])
 
-    print(f"\n-- jitted train step, {BATCH} rows per step (median of {args.repeats})")
-    variants = {"none": _stepper(fold, xb, yb, "none", Policy("none"))}
+    print(
+        f"\n-- jitted train step, {BATCH} rows per step, {args.steps} steps per call under "
+        f"lax.scan (median of {args.repeats})"
+    )
+    variants = {"none": _stepper(fold, xb, yb, "none", Policy("none"), args.steps)}
     for aug in INJECT_AUGS:
-        variants[f"inject:1 {aug}"] = _stepper(fold, xb, yb, aug, Policy("inject", 1))
+        variants[f"inject:1 {aug}"] = _stepper(fold, xb, yb, aug, Policy("inject", 1), args.steps)
+    variants[SINGLE] = _stepper(fold, xb, yb, "none", Policy("none"), args.steps, scan=False)
     speeds = _interleaved_speeds(variants, args)
     none_sps = speeds["none"]
     for name, sps in speeds.items():
@@ -58,7 +68,11 @@ def main() -> None:
     torch_sps = _torch_speed(np.asarray(xb), np.asarray(yb), fold.n_classes, args)
     if torch_sps is not None:
         ratio = none_sps / torch_sps
-        print(f"{'eager PyTorch':<24}{torch_sps:>12,.0f} samples/s  JAX/torch {ratio:.2f}x")
+        single = speeds[SINGLE] / torch_sps
+        print(
+            f"{'eager PyTorch':<24}{torch_sps:>12,.0f} samples/s  JAX/torch {ratio:.2f}x "
+            f"(one call per step: {single:.2f}x)"
+        )
 
     if not args.no_epoch:
         print(f"\n-- full epoch on the synthetic fold: {len(y):,} training rows")
@@ -77,8 +91,9 @@ def _fold(scale: float):
     return data.make_fold(data.load("synthetic", scale=scale), 0)
 
 
-def _stepper(fold, xb, yb, aug: str, policy: Policy):
-    """A compiled, warmed-up ``run(n_steps) -> rows trained`` for one jitted step per call."""
+def _stepper(fold, xb, yb, aug: str, policy: Policy, n_steps: int, scan: bool = True):
+    """A compiled, warmed-up ``run() -> rows trained`` of ``n_steps`` train steps: one jitted
+    call scanning them (``scan``, as an epoch does), or one jitted call per step."""
     config = TrainConfig(aug=aug, policy=str(policy), batch_size=BATCH)
     n_orig = policy.originals_per_step(BATCH)
     stats = fold.stats
@@ -86,11 +101,18 @@ def _stepper(fold, xb, yb, aug: str, policy: Policy):
         train_step, n_classes=fold.n_classes, config=config, total_steps=10_000
     )
 
-    @functools.partial(jax.jit, donate_argnums=0)
-    def update(state, key, xb, yb):
+    def one(state, key, xb, yb):
         xs, ys = batching.build_batch(key, xb, yb, stats, policy, aug, None)
         return step(state, xs, ys)
 
+    @functools.partial(jax.jit, donate_argnums=0)
+    def scanned(state, key, xb, yb):
+        def body(state, i):
+            return one(state, jax.random.fold_in(key, i), xb, yb)
+
+        return jax.lax.scan(body, state, jnp.arange(n_steps))
+
+    update = jax.jit(one, donate_argnums=0)
     holder = {
         "state": create_train_state(jax.random.PRNGKey(0), fold.n_classes, 20, config, 10_000)
     }
@@ -98,15 +120,20 @@ def _stepper(fold, xb, yb, aug: str, policy: Policy):
     key = jax.random.PRNGKey(1)
     counter = iter(range(10**9))
 
-    def run(n_steps: int) -> int:
-        for _ in range(n_steps):
-            holder["state"], loss = update(
+    def run() -> int:
+        if scan:
+            holder["state"], loss = scanned(
                 holder["state"], jax.random.fold_in(key, next(counter)), xo, yo
             )
+        else:
+            for _ in range(n_steps):
+                holder["state"], loss = update(
+                    holder["state"], jax.random.fold_in(key, next(counter)), xo, yo
+                )
         jax.block_until_ready(loss)
         return n_steps * policy.step_batch_size(BATCH)
 
-    run(3)  # compile + warm up
+    run()  # compile + warm up
     return run
 
 
@@ -117,7 +144,7 @@ def _interleaved_speeds(variants: dict, args) -> dict:
     for _ in range(args.repeats):
         for name, run in variants.items():
             start = time.perf_counter()
-            rows = run(args.steps)
+            rows = run()
             times[name].append(rows / (time.perf_counter() - start))
     return {name: statistics.median(v) for name, v in times.items()}
 
