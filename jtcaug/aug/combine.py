@@ -146,6 +146,42 @@ def _branches(pool: tuple[str, ...], alpha) -> list[Callable]:
     return [branch(SAMPLE_FUNCTIONS[name]) for name in pool]
 
 
+class _Plan(NamedTuple):
+    """A policy's per-sample random choices, drawn before anything is applied.
+
+    ``branch (S,)`` int32: the pool member applied at each of the S steps, -1 to skip the step
+    (masked_stack's step i is member i or -1). ``keys (S,)``: one key per step.
+    """
+
+    branch: jnp.ndarray
+    keys: jax.Array
+
+
+def _plan(spec: How, key: jax.Array) -> _Plan:
+    n = len(spec.names)
+    if spec.kind == "ensemble":
+        k_pick, k_apply = _random.split(key)
+        return _Plan(_random.randint(k_pick, (1,), 0, n), k_apply[None])
+    k_choice, k_steps = _random.split(key)
+    if spec.kind == "random_stack":
+        return _Plan(_random.permutation(k_choice, n), _random.split(k_steps, n))
+    # masked_stack: fixed order, each member skipped independently with probability p.
+    skipped = _random.bernoulli(k_choice, spec.skip_p, (n,))
+    return _Plan(jnp.where(skipped, -1, jnp.arange(n, dtype=jnp.int32)), _random.split(k_steps, n))
+
+
+def _step_branches(spec: How, branches: list[Callable], step: int) -> list[Callable]:
+    """The members step ``step`` chooses from (masked_stack's step i only ever applies i)."""
+    return [branches[step]] if spec.kind == "masked_stack" else branches
+
+
+def _branch_index(spec: How, branch: jnp.ndarray) -> jnp.ndarray:
+    """Index into ``_step_branches`` (-1 stays -1: skip)."""
+    if spec.kind == "masked_stack":
+        return jnp.where(branch < 0, -1, 0)
+    return branch
+
+
 def apply_sample(
     key: jax.Array, x: jnp.ndarray, ctx: AugContext, how: str, alpha=None
 ) -> jnp.ndarray:
@@ -161,23 +197,92 @@ def apply_sample(
     if spec.kind == "single":
         return _apply_one(SAMPLE_FUNCTIONS[spec.names[0]], key, x, alpha, ctx)
     branches = _branches(spec.names, alpha)
-    n = len(branches)
-    if spec.kind == "ensemble":
-        k_pick, k_apply = _random.split(key)
-        pick = _random.randint(k_pick, (), 0, n)
-        return jax.lax.switch(pick, branches, k_apply, x, ctx)
-    if spec.kind == "random_stack":
-        k_order, k_steps = _random.split(key)
-        order = _random.permutation(k_order, n)
-        for step, k_step in enumerate(_random.split(k_steps, n)):
-            x = jax.lax.switch(order[step], branches, k_step, x, ctx)
-        return x
-    # masked_stack: fixed order, each member skipped independently with probability p.
-    k_skip, k_steps = _random.split(key)
-    skipped = _random.bernoulli(k_skip, spec.skip_p, (n,))
-    for i, k_step in enumerate(_random.split(k_steps, n)):
-        x = jnp.where(skipped[i], x, branches[i](k_step, x, ctx))
+    plan = _plan(spec, key)
+    for step in range(plan.branch.shape[0]):
+        index = _branch_index(spec, plan.branch[step])
+        options = _step_branches(spec, branches, step)
+        if len(options) == 1:
+            applied = options[0](plan.keys[step], x, ctx)
+        else:
+            applied = jax.lax.switch(jnp.maximum(index, 0), options, plan.keys[step], x, ctx)
+        x = jnp.where(index < 0, x, applied)
     return x
+
+
+# [chosen] Policies on a batch sort the samples by the member they apply and run each member
+# only on the chunks of this many samples that need it (a real conditional per chunk).
+DISPATCH_CHUNK = 256
+
+
+def _dispatch(
+    index: jnp.ndarray,
+    options: list[Callable],
+    keys: jax.Array,
+    xb: jnp.ndarray,
+    yb: jnp.ndarray,
+    stats: Stats,
+) -> jnp.ndarray:
+    """``out[b] = options[index[b]](keys[b], xb[b], ctx(yb[b]))``, or ``xb[b]`` where index is -1.
+
+    Under vmap a per-sample ``lax.switch`` computes every option for every sample. Sorted by
+    option, a chunk of samples mostly needs one option, so each option runs (vmapped) only
+    inside the chunks that contain it: about one evaluation per sample instead of one per
+    option. The result is the same as the per-sample switch, sample by sample. (If this is
+    itself vmapped, e.g. over training runs, the conditionals become selects again.)
+    """
+    batch = xb.shape[0]
+    chunk = min(DISPATCH_CHUNK, batch)
+    n_chunks = -(-batch // chunk)
+    padded = n_chunks * chunk
+    # Stable counting sort by option (-1 first): each sample's sorted position from prefix
+    # counts, cheaper on CPU than a comparison sort.
+    one_hot = (index[:, None] == jnp.arange(-1, len(options))[None, :]).astype(jnp.int32)
+    running = jax.lax.associative_scan(jnp.add, one_hot, axis=0)
+    starts = jnp.cumsum(running[-1]) - running[-1]
+    position = jnp.sum(one_hot * (starts[None, :] + running - 1), axis=1)
+    order = jnp.zeros((batch,), jnp.int32).at[position].set(
+        jnp.arange(batch, dtype=jnp.int32), unique_indices=True
+    )
+    # Padding samples repeat sample 0 with index -1 (left unchanged, then dropped).
+    order = jnp.concatenate([order, jnp.zeros((padded - batch,), order.dtype)])
+    sorted_index = jnp.where(jnp.arange(padded) < batch, index[order], -1)
+
+    def chunked(tree):
+        return jax.tree_util.tree_map(
+            lambda leaf: leaf[order].reshape(n_chunks, chunk, *leaf.shape[1:]), tree
+        )
+
+    def run_chunk(args):
+        idx, k, x, y = args
+        c = jax.vmap(stats.context)(y)  # cheaper than sorting the (B, T, 3) class sigmas
+        out = x
+        for option_id, option in enumerate(options):
+            wanted = idx == option_id
+
+            def apply(out, option=option, wanted=wanted):
+                y = jax.vmap(option)(k, x, c)
+                return jnp.where(wanted[:, None, None], y, out)
+
+            out = jax.lax.cond(jnp.any(wanted), apply, lambda out: out, out)
+        return out
+
+    done = jax.lax.map(
+        run_chunk, (sorted_index.reshape(n_chunks, chunk), *chunked((keys, xb, yb)))
+    ).reshape(padded, *xb.shape[1:])
+    return done[position]
+
+
+def _apply_policy(
+    spec: How, keys: jax.Array, xb: jnp.ndarray, yb: jnp.ndarray, stats: Stats, alpha
+) -> jnp.ndarray:
+    """The batch form of ``apply_sample`` for a policy, with the same per-sample draws."""
+    branches = _branches(spec.names, alpha)
+    plans = jax.vmap(functools.partial(_plan, spec))(keys)
+    for step in range(plans.branch.shape[1]):
+        index = _branch_index(spec, plans.branch[:, step])
+        options = _step_branches(spec, branches, step)
+        xb = _dispatch(index, options, plans.keys[:, step], xb, yb, stats)
+    return xb
 
 
 def augment_batch(
@@ -221,9 +326,7 @@ def augment_batch(
         )
         fn = SAMPLE_FUNCTIONS[spec.names[0]]
         return jax.vmap(fn)(_random.split(k_samples, batch), xb, alphas, ctx), yb
-    keys = _random.split(key, xb.shape[0])
-    out = jax.vmap(functools.partial(apply_sample, how=how, alpha=alpha))(keys, xb, ctx)
-    return out, yb
+    return _apply_policy(spec, _random.split(key, xb.shape[0]), xb, yb, stats, alpha), yb
 
 
 def _check_inputs(xb, yb, stats: Stats, alpha) -> None:

@@ -134,3 +134,33 @@ def test_bad_batch_input(kwargs, message):
             args["how"], args["alpha"],
         )
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "how", ["ensemble", "random_stack", "masked_stack:0.3", "ensemble[horizontal_flip,wrap]"]
+)
+@pytest.mark.parametrize("batch", [5, 300])  # one partial chunk; a full chunk plus padding
+def test_batch_policies_equal_the_per_sample_policy_bitwise(how, batch, monkeypatch):
+    from jtcaug.aug import combine
+
+    monkeypatch.setattr(combine, "DISPATCH_CHUNK", 256)
+    xb = jnp.asarray(random_flows(batch, 21))
+    yb = jnp.asarray(np.arange(batch) % STATS.n_classes, jnp.int32)
+    key = jax.random.key(17)
+    out, _ = jax.jit(lambda k: aug.augment_batch(k, xb, yb, STATS, how))(key)
+    per_sample = jax.vmap(lambda k, x, y: combine.apply_sample(k, x, STATS.context(y), how))
+    expected = jax.jit(per_sample)(_random.split(key, batch), xb, yb)
+    np.testing.assert_array_equal(out, expected)
+    assert not np.array_equal(out, xb)
+
+
+def test_batch_policy_under_vmap_over_runs_equals_separate_calls():
+    # Training runs vmapped over seeds turn the per-chunk conditionals into selects.
+    xb = jnp.asarray(random_flows(12, 22))
+    yb = jnp.asarray(np.arange(12) % STATS.n_classes, jnp.int32)
+    keys = _random.split(jax.random.key(5), 2)
+    both = jax.jit(jax.vmap(lambda k: aug.augment_batch(k, xb, yb, STATS, "random_stack")[0]))
+    out = both(keys)
+    for run in range(2):
+        alone, _ = augment(keys[run], xb, yb, STATS, how="random_stack")
+        np.testing.assert_array_equal(out[run], alone)
