@@ -11,7 +11,9 @@ the eager PyTorch step.
 The JAX steps are timed as training runs them: ``--steps`` steps per call, under one
 ``lax.scan`` (``loop.run_epoch`` scans an epoch's steps the same way). For reference the
 "none" step is also timed as one jitted call per step: every call then maps and faults in
-XLA:CPU's fresh temporary buffer (~80 MB at B=1024), a cost an epoch pays once.
+XLA:CPU's fresh temporary buffer (~80 MB at B=1024), a cost an epoch pays once. PyTorch
+runs in the same interleaved repeats as the JAX variants: on a VM whose speed drifts by tens
+of percent between minutes, timing it afterwards gave JAX/torch anywhere from 1.9x to 2.7x.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from jtcaug.train.state import create_train_state, train_step
 BATCH = 1024
 INJECT_AUGS = ("translation", "wrap", "permutation")
 SINGLE = "none, 1 call per step"
+TORCH = "eager PyTorch"
 
 
 def main() -> None:
@@ -59,18 +62,23 @@ def main() -> None:
     for aug in INJECT_AUGS:
         variants[f"inject:1 {aug}"] = _stepper(fold, xb, yb, aug, Policy("inject", 1), args.steps)
     variants[SINGLE] = _stepper(fold, xb, yb, "none", Policy("none"), args.steps, scan=False)
+    torch_run = _torch_runner(np.asarray(xb), np.asarray(yb), fold.n_classes, args.steps)
+    if torch_run is not None:
+        # In the same interleaved repeats as JAX, so that load drift hits both alike.
+        variants[TORCH] = torch_run
     speeds = _interleaved_speeds(variants, args)
+    torch_sps = speeds.pop(TORCH, None)
     none_sps = speeds["none"]
     for name, sps in speeds.items():
         extra = "" if name == "none" else f"  {none_sps / sps - 1:+.1%} per sample vs none"
         print(f"{name:<24}{sps:>12,.0f} samples/s{extra}")
-
-    torch_sps = _torch_speed(np.asarray(xb), np.asarray(yb), fold.n_classes, args)
-    if torch_sps is not None:
+    if torch_sps is None:
+        print(f"{TORCH:<24}torch not importable, skipped")
+    else:
         ratio = none_sps / torch_sps
         single = speeds[SINGLE] / torch_sps
         print(
-            f"{'eager PyTorch':<24}{torch_sps:>12,.0f} samples/s  JAX/torch {ratio:.2f}x "
+            f"{TORCH:<24}{torch_sps:>12,.0f} samples/s  JAX/torch {ratio:.2f}x "
             f"(one call per step: {single:.2f}x)"
         )
 
@@ -143,6 +151,9 @@ def _interleaved_speeds(variants: dict, args) -> dict:
     times = {name: [] for name in variants}
     for _ in range(args.repeats):
         for name, run in variants.items():
+            # Let the previous variant's worker threads (XLA's spin before sleeping) go idle,
+            # so that they do not take cores from the next one (PyTorch's in particular).
+            time.sleep(0.25)
             start = time.perf_counter()
             rows = run()
             times[name].append(rows / (time.perf_counter() - start))
@@ -169,13 +180,13 @@ def _epoch_seconds(fold, aug: str, policy: str) -> tuple[float, int]:
     return statistics.median(times), lay.steps_per_epoch * lay.policy.step_batch_size(BATCH)
 
 
-def _torch_speed(xb: np.ndarray, yb: np.ndarray, n_classes: int, args) -> float | None:
-    """Eager PyTorch samples/s of the same model and optimizer on the same batch."""
+def _torch_runner(xb: np.ndarray, yb: np.ndarray, n_classes: int, n_steps: int):
+    """A warmed-up ``run() -> rows trained`` of ``n_steps`` eager PyTorch steps of the same
+    model and optimizer on the same batch; None when torch is not importable."""
     try:
         import torch
         from torch import nn
     except ImportError:
-        print(f"{'eager PyTorch':<24}torch not importable, skipped")
         return None
     torch.manual_seed(0)
 
@@ -218,15 +229,14 @@ def _torch_speed(xb: np.ndarray, yb: np.ndarray, n_classes: int, args) -> float 
         scheduler.step()
         return loss
 
+    def run() -> int:
+        for _ in range(n_steps):
+            step()
+        return n_steps * len(yb)
+
     for _ in range(3):
         step()
-    times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        times.append((time.perf_counter() - start) / args.steps)
-    return len(yb) / statistics.median(times)
+    return run
 
 
 def _load() -> str:
