@@ -314,7 +314,6 @@ def augment_batch(
         return xb, yb
     if spec.kind == "cutmix":
         return sequence.cutmix(key, xb, yb)
-    ctx = jax.vmap(stats.context)(yb)
     if spec.kind == "single":
         # One batch-level alpha draw is much cheaper than a per-sample key split for it.
         k_alpha, k_samples = _random.split(key)
@@ -325,6 +324,7 @@ def augment_batch(
             else jnp.full((batch,), alpha, jnp.float32)
         )
         fn = SAMPLE_FUNCTIONS[spec.names[0]]
+        ctx = jax.vmap(stats.context)(yb)
         return jax.vmap(fn)(_random.split(k_samples, batch), xb, alphas, ctx), yb
     return _apply_policy(spec, _random.split(key, xb.shape[0]), xb, yb, stats, alpha), yb
 

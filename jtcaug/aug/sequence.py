@@ -105,10 +105,6 @@ def _positions(x: jnp.ndarray) -> jnp.ndarray:
 # Prefix operations as log-depth associative scans (see _common.prefix_sum for why).
 
 
-def _exclusive_cumsum(v: jnp.ndarray) -> jnp.ndarray:
-    return prefix_sum(v) - v
-
-
 def _cummax(v: jnp.ndarray) -> jnp.ndarray:
     return lax.associative_scan(jnp.maximum, v)
 
