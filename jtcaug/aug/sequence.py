@@ -232,29 +232,50 @@ def wrap(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
 
 
 def _permute_segments(
-    x: jnp.ndarray, length: jnp.ndarray, cut: jnp.ndarray, slot: jnp.ndarray
+    x: jnp.ndarray, length: jnp.ndarray, cut: jnp.ndarray, words: jnp.ndarray
 ) -> jnp.ndarray:
-    """Cuts the valid prefix into segments and concatenates them in a new order.
+    """Cuts the valid prefix into segments and concatenates them in a random order.
 
     Args:
       x: ``(T, 3)``.
       length: valid length L.
-      cut: ``(T,)`` bool, True where a new segment starts; only positions ``1..L-1`` count,
-        so segment ids run ``0..n-1`` from left to right.
-      slot: ``(T,)`` int32 permutation of ``0..T-1``; segment ``s`` is placed ``slot[s]``-th
-        among the segments (ids of non-existent segments are empty and take no room).
+      cut: ``(T,)`` bool, True where a new segment starts (only positions ``1..L-1`` count).
+      words: ``(T,)`` uint32 random words; a segment's word is the one at its first position,
+        and segments are placed in increasing order of their words' high bits (ties, rare,
+        by position): a uniformly random order.
     """
+    t_len = x.shape[0]
+    position_bits = max(1, (t_len - 1).bit_length())
+    random_bits = 30 - 2 * position_bits  # 20 for T <= 32; bit 30 marks padding
     t = _positions(x)
     valid = t < length
-    seg = prefix_sum((cut & valid & (t > 0)).astype(jnp.int32))
-    # Output order: by the segment's slot, then by position inside the segment. Ranking these
-    # (distinct) keys gives every packet's new position without materializing segment lengths.
+    first = (cut & valid) | (t == 0)
+    # Packed as (first position, random bits), a running maximum hands every packet its
+    # segment's first position and random bits at once (later starts compare larger).
+    random_high = (words >> (32 - random_bits)).astype(jnp.int32)
+    segment = _running_max(jnp.where(first, (t << random_bits) | random_high, 0))
+    segment_random = segment & ((1 << random_bits) - 1)
+    segment_first = segment >> random_bits
+    # Output order: by segment key, then position. Ranking these distinct keys gives every
+    # packet's new position without materializing segment lengths; padding ranks last.
     order_key = jnp.where(
-        valid, take_small(slot, seg) * x.shape[0] + t, x.shape[0] * x.shape[0] + t
+        valid,
+        (((segment_random << position_bits) | segment_first) << position_bits) | t,
+        (1 << 30) | t,
     )
     # Valid packets rank first, so output slot j < L takes the packet ranked j.
     source = inverse_permutation(ranks_distinct(order_key))
     return jnp.where(valid[:, None], x[source], jnp.zeros((), x.dtype))
+
+
+def _running_max(v: jnp.ndarray) -> jnp.ndarray:
+    """``out[t] = max(v[:t+1])`` for non-negative int32 ``v``, as one masked reduction.
+
+    Here (a few cheap producers) this measured as fast as the log-depth scan followed by a
+    forced materialization, and it is a single fusion.
+    """
+    t = jnp.arange(v.shape[0])
+    return jnp.max(jnp.where(t[None, :] <= t[:, None], v[None, :], 0), axis=1)
 
 
 def permutation(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
@@ -267,7 +288,8 @@ def permutation(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.n
     _check_sample(x, "permutation")
     alpha = jnp.asarray(alpha, jnp.float32)
     t_len = x.shape[0]
-    # Row 0: cut keys (position 0 is never a cut candidate, so its word draws n); row 1: order.
+    # Row 0: cut keys (position 0 is never a cut candidate, so its word draws n); row 1: the
+    # segments' order.
     words = _random.bits(key, (2, t_len))
     length = valid_length(x)
     t = _positions(x)
@@ -278,7 +300,7 @@ def permutation(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.n
     # threshold on the draws) keep the count exact.
     candidate = (t >= 1) & (t < length)
     cut = candidate & (ranks_distinct(distinct_keys(words[0], last=~candidate)) < n - 1)
-    return _permute_segments(x, length, cut, ranks_distinct(distinct_keys(words[1])))
+    return _permute_segments(x, length, cut, words[1])
 
 
 def _below(word: jnp.ndarray, span: jnp.ndarray) -> jnp.ndarray:
@@ -329,10 +351,9 @@ def _emit_with_delays(
     # Before delayed packet i: kept originals up to its anchor slot, and (by monotone anchors)
     # exactly the delayed packets with a smaller index.
     delayed_pos = take_small(inclusive[:, 1], anchor) + exclusive[:, 2]
-    target = jnp.concatenate(
-        [jnp.where(keep_original, original_pos, t_len), jnp.where(delayed, delayed_pos, t_len)]
-    )
-    return place_rows(jnp.concatenate([x, x]), target, t_len)
+    # Two scatters: concatenating ``[x, x]`` into one costs more than the second scatter.
+    out = place_rows(x, jnp.where(keep_original, original_pos, t_len), t_len)
+    return out.at[jnp.where(delayed, delayed_pos, t_len)].set(x, mode="drop")
 
 
 def _fastretr_anchor(x: jnp.ndarray, length: jnp.ndarray) -> jnp.ndarray:

@@ -7,6 +7,7 @@ input column it came from (or recognized as a midpoint / padding).
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 
 import chex
@@ -257,8 +258,10 @@ def test_permute_segments_matches_the_paper_example():
     x = make_flow(T)
     cut = np.zeros(T, bool)
     cut[[7, 14]] = True
-    slot = jnp.asarray([1, 0] + list(range(2, T)), jnp.int32)
-    out = jitted("_permute_segments")(jnp.asarray(x), T, jnp.asarray(cut), slot)
+    # A segment's rank comes from the high bits of the word at its first position.
+    words = np.zeros(T, np.uint32)
+    words[[0, 7, 14]] = [2 << 28, 1 << 28, 3 << 28]
+    out = jitted("_permute_segments")(jnp.asarray(x), T, jnp.asarray(cut), jnp.asarray(words))
     expected = list(range(7, 14)) + list(range(0, 7)) + list(range(14, 20))
     chex.assert_trees_all_equal(np.asarray(out), columns(x, expected))
 
@@ -267,9 +270,28 @@ def test_permute_segments_ignores_cuts_outside_the_prefix():
     x = make_flow(8)
     cut = np.zeros(T, bool)
     cut[[0, 5, 12]] = True  # 0 and 12 are no cut points: two segments [0:5], [5:8]
-    slot = jnp.asarray(np.roll(np.arange(T), 1), jnp.int32)  # segment 1 first, then 2.., 0
-    out = jitted("_permute_segments")(jnp.asarray(x), 8, jnp.asarray(cut), slot)
+    words = np.full(T, 1 << 28, np.uint32)
+    words[5] = 0  # segment [5:8] before segment [0:5]
+    words[12] = 0  # 12 lies past the prefix: a word there must change nothing
+    out = jitted("_permute_segments")(jnp.asarray(x), 8, jnp.asarray(cut), jnp.asarray(words))
     chex.assert_trees_all_equal(np.asarray(out), columns(x, [5, 6, 7, 0, 1, 2, 3, 4]))
+
+
+def test_permute_segments_orders_three_segments_uniformly():
+    from scipy import stats as scipy_stats
+
+    x = make_flow(T)
+    cut = np.zeros(T, bool)
+    cut[[7, 14]] = True  # segments [0:7], [7:14], [14:20]
+    words = jax.random.bits(jax.random.key(3), (3000, T), jnp.uint32)
+    permute = jax.jit(jax.vmap(lambda w: seq._permute_segments(jnp.asarray(x), T, cut, w)))
+    counts: dict[tuple[int, ...], int] = {}
+    for sample in np.asarray(permute(words)):
+        segment_of_slot = [i // 7 for i in source_index(sample, x)]
+        order = tuple(dict.fromkeys(segment_of_slot))
+        counts[order] = counts.get(order, 0) + 1
+    assert sorted(counts) == sorted(itertools.permutations(range(3)))
+    assert scipy_stats.chisquare(list(counts.values())).pvalue > 1e-3
 
 
 def segment_count(idx: list[int]) -> int:
