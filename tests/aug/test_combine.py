@@ -139,11 +139,14 @@ def test_bad_batch_input(kwargs, message):
 @pytest.mark.parametrize(
     "how", ["ensemble", "random_stack", "masked_stack:0.3", "ensemble[horizontal_flip,wrap]"]
 )
-@pytest.mark.parametrize("batch", [5, 300])  # one partial chunk; a full chunk plus padding
-def test_batch_policies_equal_the_per_sample_policy_bitwise(how, batch, monkeypatch):
+# (5, 256): one window larger than the batch; (300, 64): several windows per member, the last
+# pulled back to fit; (300, 256): one window per member, most pulled back; None: the default
+# window, sized from each member's expected share.
+@pytest.mark.parametrize(("batch", "window"), [(5, 256), (300, 64), (300, 256), (300, None)])
+def test_batch_policies_equal_the_per_sample_policy_bitwise(how, batch, window, monkeypatch):
     from jtcaug.aug import combine
 
-    monkeypatch.setattr(combine, "DISPATCH_CHUNK", 256)
+    monkeypatch.setattr(combine, "DISPATCH_WINDOW", window)
     xb = jnp.asarray(random_flows(batch, 21))
     yb = jnp.asarray(np.arange(batch) % STATS.n_classes, jnp.int32)
     key = jax.random.key(17)
@@ -154,8 +157,12 @@ def test_batch_policies_equal_the_per_sample_policy_bitwise(how, batch, monkeypa
     assert not np.array_equal(out, xb)
 
 
-def test_batch_policy_under_vmap_over_runs_equals_separate_calls():
-    # Training runs vmapped over seeds turn the per-chunk conditionals into selects.
+def test_batch_policy_under_vmap_over_runs_equals_separate_calls(monkeypatch):
+    from jtcaug.aug import combine
+
+    # Training runs vmapped over seeds turn the window loops' writes into selects; windows of
+    # 4 give each run its own number of windows per member.
+    monkeypatch.setattr(combine, "DISPATCH_WINDOW", 4)
     xb = jnp.asarray(random_flows(12, 22))
     yb = jnp.asarray(np.arange(12) % STATS.n_classes, jnp.int32)
     keys = _random.split(jax.random.key(5), 2)
@@ -164,3 +171,13 @@ def test_batch_policy_under_vmap_over_runs_equals_separate_calls():
     for run in range(2):
         alone, _ = augment(keys[run], xb, yb, STATS, how="random_stack")
         np.testing.assert_array_equal(out[run], alone)
+
+
+@pytest.mark.parametrize(
+    ("batch", "share", "window"),
+    [(1024, 1 / 3, 392), (1024, 0.5, 560), (1024, 1.0, 1024), (1024, 0.0, 1), (5, 1 / 3, 5)],
+)
+def test_dispatch_window_covers_the_expected_share_plus_three_sigma(batch, share, window):
+    from jtcaug.aug import combine
+
+    assert combine._window_size(batch, share) == window
