@@ -93,6 +93,26 @@ def jtcaug_rates(how: str, xb, yb, stats, repeats: int) -> tuple[float, float]:
     return batch / per_call, batch / in_jit
 
 
+def print_policy_overhead(rates: dict[str, tuple[float, float]]) -> None:
+    """In-jit time per sample of each policy against its pool members' own, from this run.
+
+    A ratio of two figures taken minutes apart at most, so less at the mercy of a drifting
+    machine than the absolute rates. random_stack applies every member to every sample, so
+    its floor is the sum of the members' times; ensemble's is their mean.
+    """
+    members = [1.0 / rates[name][1] for name in aug.DEFAULT_POOL]
+    floors = {
+        "ensemble": sum(members) / len(members),
+        "random_stack": sum(members),
+        "masked_stack:0.5": 0.5 * sum(members),
+    }
+    pool = "+".join(aug.DEFAULT_POOL)
+    print(f"in jit, policy time per sample / its members' own time ({pool}):")
+    for how, floor in floors.items():
+        if how in rates:
+            print(f"  {how:<18} {1.0 / rates[how][1] / floor:5.2f}x its floor")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=1024)
@@ -114,6 +134,7 @@ def main() -> None:
         print(f"{how:<18} {family:<10} {per_call:>12,.0f} {in_jit:>12,.0f}  {ok}", flush=True)
     below = [how for how, (_, in_jit) in rates.items() if in_jit < GOAL_SAMPLES_PER_S]
     print(f"below 1M samples/s in jit: {', '.join(below) or 'none'}")
+    print_policy_overhead(rates)
     try:
         import tsaug
     except ImportError:
