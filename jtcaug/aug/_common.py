@@ -21,11 +21,6 @@ def valid_length(x: jnp.ndarray) -> jnp.ndarray:
     return jnp.max(jnp.where(x[:, DIR] != 0, idx, 0))
 
 
-def valid_mask(x: jnp.ndarray) -> jnp.ndarray:
-    """``(T,)`` bool, True on the valid prefix ``[0, L)``."""
-    return jnp.arange(x.shape[0]) < valid_length(x)
-
-
 def prefix_sum(v: jnp.ndarray) -> jnp.ndarray:
     """Inclusive prefix sum of a short vector.
 

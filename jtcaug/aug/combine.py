@@ -298,7 +298,10 @@ def _dispatch(
             return out.at[jnp.where(mine, rows, batch)].set(done, mode="drop")
 
         n_windows = (by_option.counts[option_id] + window - 1) // window
-        out = jax.lax.fori_loop(0, n_windows, run_window, out)
+        # The first window runs unconditionally (it almost always has work, and is harmless
+        # without): outside a loop it costs fewer kernels (1.08x for random_stack, 2 cores).
+        out = run_window(0, out)
+        out = jax.lax.fori_loop(1, n_windows, run_window, out)
     return out
 
 
