@@ -11,7 +11,6 @@ import jax.numpy as jnp
 
 from jtcaug import DIR
 from jtcaug.aug import _random
-from jtcaug.aug._ranks import distinct_keys, ranks_distinct  # noqa: F401 (re-exported)
 
 
 def valid_length(x: jnp.ndarray) -> jnp.ndarray:

@@ -19,7 +19,8 @@ import numpy as np
 
 from jtcaug import IAT, SIZE
 from jtcaug.aug import _random
-from jtcaug.aug._common import distinct_keys, ranks_distinct, valid_length
+from jtcaug.aug._common import valid_length
+from jtcaug.aug._ranks import distinct_keys, ranks_distinct
 from jtcaug.aug.stats import AugContext
 
 # [chosen] spike_noise: spikes are +-SPIKE_HEIGHT class sigmas; the number of spikes grows

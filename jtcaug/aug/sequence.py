@@ -28,17 +28,16 @@ from jax import lax
 from jtcaug import IAT, N_FEATURES
 from jtcaug.aug import _random
 from jtcaug.aug._common import (
-    distinct_keys,
     gather_columns,
     inverse_permutation,
     midpoint,
     place_rows,
     prefix_sum,
     randint,
-    ranks_distinct,
     take_small,
     valid_length,
 )
+from jtcaug.aug._ranks import distinct_keys, ranks_distinct
 from jtcaug.aug.stats import AugContext
 
 # --- Parameters --------------------------------------------------------------------------------

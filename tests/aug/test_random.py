@@ -131,7 +131,7 @@ def test_a_non_key_is_rejected():
 
 
 def test_ranks_of_distinct_keys_are_uniform_orders_with_last_entries_last():
-    from jtcaug.aug._common import distinct_keys, ranks_distinct
+    from jtcaug.aug._ranks import distinct_keys, ranks_distinct
 
     last = jnp.array([False, True, False, False, False])
     draw = jax.vmap(lambda k: ranks_distinct(distinct_keys(_random.bits(k, (5,)), last=last)))
