@@ -95,6 +95,16 @@ def jtcaug_rates(how: str, xb, yb, stats, repeats: int) -> tuple[float, float]:
     return batch / per_call, batch / in_jit
 
 
+def per_call_floor(xb, repeats: int) -> float:
+    """Samples/s of the cheapest jitted program on the batch, one call per batch.
+
+    What any function's per-call figure is capped at on this machine: the fixed cost of
+    dispatching and executing one XLA program, with next to no work in it.
+    """
+    reverse = jax.jit(lambda x: x[:, ::-1])
+    return xb.shape[0] / time_call(lambda i: reverse(xb), repeats)
+
+
 def print_policy_overhead(rates: dict[str, tuple[float, float]]) -> None:
     """In-jit time per sample of each policy against its pool members' own, from this run.
 
@@ -136,6 +146,11 @@ def main() -> None:
         print(f"{how:<18} {family:<10} {per_call:>12,.0f} {in_jit:>12,.0f}  {ok}", flush=True)
     below = [how for how, (_, in_jit) in rates.items() if in_jit < GOAL_SAMPLES_PER_S]
     print(f"below 1M samples/s in jit: {', '.join(below) or 'none'}")
+    floor_rate = per_call_floor(xb, args.repeats)
+    print(
+        f"per-call floor: a jitted one-op program (reverse the whole batch), one call per "
+        f"batch: {floor_rate:,.0f} samples/s"
+    )
     print_policy_overhead(rates)
     try:
         import tsaug
@@ -146,6 +161,7 @@ def main() -> None:
     header = f"{'jtcaug':<18} {'tsaug':<10} {'tsaug/s':>12} {'per call':>10} {'in jit':>10}"
     print(f"{header}  goal (10x)")
     x_ts = x_np.astype(np.float64)
+    floor_ratios = []
     for name, (cls_name, kwargs) in TSAUG_PAIRS.items():
         augmenter = getattr(tsaug, cls_name)(**kwargs)
         with warnings.catch_warnings():
@@ -161,6 +177,9 @@ def main() -> None:
         )
         print(f"{name:<18} {cls_name:<10} {ts_rate:>12,.0f} "
               f"{ratios[0]:>9.1f}x {ratios[1]:>9.1f}x  {ok}")
+        floor_ratios.append(f"{cls_name} {floor_rate / ts_rate:.1f}x")
+    # No per-call ratio can beat the per-call floor's, whatever the function does.
+    print(f"per-call floor / tsaug (the most a per-call ratio can be): {', '.join(floor_ratios)}")
 
 
 if __name__ == "__main__":
