@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtcaug import aug
+from jtcaug.aug import combine
 
 # tsaug counterpart of each jtcaug function (nearest semantics; tsaug has no class sigma).
 TSAUG_PAIRS = {
@@ -129,9 +130,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--policy-dispatch",
+        choices=combine.POLICY_DISPATCHES,
+        default=combine.POLICY_DISPATCH,
+        help="how the policies run on a batch (jtcaug.aug.combine.POLICY_DISPATCH)",
+    )
     args = parser.parse_args()
+    combine.POLICY_DISPATCH = args.policy_dispatch
     xb, yb, stats, x_np = make_batch(args.batch)
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, batch {tuple(xb.shape)}")
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}, batch {tuple(xb.shape)}, "
+        f"policies by {combine.policy_dispatch()!r} (--policy-dispatch {args.policy_dispatch})"
+    )
     hows = [*aug.NAMES, "ensemble", "random_stack", "masked_stack:0.5"]
     rates = {}
     print(f"{'augmentation':<18} {'family':<10} {'per call/s':>12} {'in jit/s':>12}  goal (1M/s)")

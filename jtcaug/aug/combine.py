@@ -210,6 +210,13 @@ def apply_sample(
     return x
 
 
+# [chosen] How a policy runs on a batch: "sort" (below) or "select", which computes every pool
+# member for every sample and keeps each sample's own (a per-sample ``lax.switch`` under vmap).
+# "auto" sorts on CPU, where work per sample dominates, and selects elsewhere (a GPU pays per
+# kernel and per host-side loop test rather than per sample). Both give the same values.
+POLICY_DISPATCH = "auto"
+POLICY_DISPATCHES = ("auto", "sort", "select")
+
 # [chosen] Policies on a batch sort the samples by the member they apply and run each member
 # on windows of consecutive sorted samples, starting at its first one. A window holds the
 # member's expected share of the batch plus three standard deviations, so one window almost
@@ -280,6 +287,7 @@ def _dispatch(
     rows from ``xb`` and scatter the results back, so nothing else moves. The result is the
     same as the per-sample switch, sample by sample. (If this is itself vmapped, e.g. over
     training runs, the loops run to the longest trip count and their writes become selects.)
+    This is ``POLICY_DISPATCH`` "sort"; on a GPU "select" measured 2.6-4.4x faster.
     """
     batch = xb.shape[0]
     out = xb
@@ -375,7 +383,24 @@ def augment_batch(
         fn = SAMPLE_FUNCTIONS[spec.names[0]]
         ctx = jax.vmap(stats.context)(yb)
         return jax.vmap(fn)(_random.split(k_samples, batch), xb, alphas, ctx), yb
-    return _apply_policy(spec, _random.split(key, xb.shape[0]), xb, yb, stats, alpha), yb
+    keys = _random.split(key, xb.shape[0])
+    if policy_dispatch() == "select":
+        ctx = jax.vmap(stats.context)(yb)
+        apply = functools.partial(apply_sample, how=how, alpha=alpha)
+        return jax.vmap(apply)(keys, xb, ctx), yb
+    return _apply_policy(spec, keys, xb, yb, stats, alpha), yb
+
+
+def policy_dispatch() -> str:
+    """``POLICY_DISPATCH`` resolved for the backend in use (at trace time)."""
+    if POLICY_DISPATCH not in POLICY_DISPATCHES:
+        raise ValueError(
+            f"POLICY_DISPATCH must be one of {', '.join(POLICY_DISPATCHES)}, "
+            f"got {POLICY_DISPATCH!r}"
+        )
+    if POLICY_DISPATCH == "auto":
+        return "sort" if jax.default_backend() == "cpu" else "select"
+    return POLICY_DISPATCH
 
 
 def _check_inputs(xb, yb, stats: Stats, alpha) -> None:

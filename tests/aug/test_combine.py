@@ -157,6 +157,36 @@ def test_batch_policies_equal_the_per_sample_policy_bitwise(how, batch, window, 
     assert not np.array_equal(out, xb)
 
 
+def test_select_dispatch_equals_sort_dispatch_bitwise(monkeypatch):
+    from jtcaug.aug import combine
+
+    # "select" is vmap(apply_sample), which the test above pins "sort" against for every
+    # policy; one policy checks the plumbing (ensemble: a per-sample switch over three).
+    how = "ensemble"
+
+    xb = jnp.asarray(random_flows(64, 23))
+    yb = jnp.asarray(np.arange(64) % STATS.n_classes, jnp.int32)
+    key = jax.random.key(29)
+    outs = {}
+    for mode in ("sort", "select"):
+        monkeypatch.setattr(combine, "POLICY_DISPATCH", mode)
+        outs[mode] = np.asarray(jax.jit(lambda k: aug.augment_batch(k, xb, yb, STATS, how)[0])(key))
+    np.testing.assert_array_equal(outs["select"], outs["sort"])
+    assert not np.array_equal(outs["select"], np.asarray(xb))
+
+
+def test_auto_dispatch_sorts_on_cpu_and_selects_elsewhere(monkeypatch):
+    from jtcaug.aug import combine
+
+    assert combine.POLICY_DISPATCH == "auto"
+    assert combine.policy_dispatch() == "sort"  # the tests run on CPU (conftest)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert combine.policy_dispatch() == "select"
+    monkeypatch.setattr(combine, "POLICY_DISPATCH", "sorted")
+    with pytest.raises(ValueError, match="POLICY_DISPATCH must be one of auto, sort, select"):
+        combine.policy_dispatch()
+
+
 def test_batch_policy_under_vmap_over_runs_equals_separate_calls(monkeypatch):
     from jtcaug.aug import combine
 
