@@ -179,9 +179,12 @@ def test_auto_dispatch_sorts_on_cpu_and_selects_elsewhere(monkeypatch):
     from jtcaug.aug import combine
 
     assert combine.POLICY_DISPATCH == "auto"
-    assert combine.policy_dispatch() == "sort"  # the tests run on CPU (conftest)
-    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    assert combine.policy_dispatch() == "select"
+    for backend, expected in (("cpu", "sort"), ("gpu", "select"), ("tpu", "select")):
+        monkeypatch.setattr(jax, "default_backend", lambda backend=backend: backend)
+        assert combine.policy_dispatch() == expected
+    monkeypatch.setattr(combine, "POLICY_DISPATCH", "select")
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert combine.policy_dispatch() == "select"  # an explicit choice wins
     monkeypatch.setattr(combine, "POLICY_DISPATCH", "sorted")
     with pytest.raises(ValueError, match="POLICY_DISPATCH must be one of auto, sort, select"):
         combine.policy_dispatch()
