@@ -7,10 +7,10 @@ Goals on a 2-core CPU: every jtcaug function >= 1M samples/s; >= 10x its tsaug c
 
 Two figures per function:
 - ``per call``: one jitted ``augment_batch`` call per batch from Python, keys made beforehand.
-  It includes a fixed cost per executed program: on the 2-core dev machine a jitted identity
-  of the same arguments took 42-45 us per call, and bernoulli_mask 175-315 us as one call of
-  a one-step ``lax.scan`` against 71-79 us per step of a 16-step one. That fixed cost is most
-  of the cheap functions' time in this column.
+  It includes a fixed cost per executed program, printed as the ``per-call floor`` (a jitted
+  one-op program on the batch), which also grows with the program's kernels: on the 2-core
+  dev machine bernoulli_mask took 175-315 us as one call of a one-step ``lax.scan`` against
+  71-79 us per step of a 16-step one. That cost is most of the cheap functions' time here.
 - ``in jit``: ``LOOP`` batches per call inside one jitted ``lax.scan``, each step augmenting
   the previous step's output with a fresh key (chained, so XLA cannot hoist work out of the
   loop). This is how the trainer runs augmentations: inside its jitted step.

@@ -163,7 +163,6 @@ def test_select_dispatch_equals_sort_dispatch_bitwise(monkeypatch):
     # "select" is vmap(apply_sample), which the test above pins "sort" against for every
     # policy; one policy checks the plumbing (ensemble: a per-sample switch over three).
     how = "ensemble"
-
     xb = jnp.asarray(random_flows(64, 23))
     yb = jnp.asarray(np.arange(64) % STATS.n_classes, jnp.int32)
     key = jax.random.key(29)
