@@ -287,7 +287,7 @@ def _dispatch(
     rows from ``xb`` and scatter the results back, so nothing else moves. The result is the
     same as the per-sample switch, sample by sample. (If this is itself vmapped, e.g. over
     training runs, the loops run to the longest trip count and their writes become selects.)
-    This is ``POLICY_DISPATCH`` "sort"; on a GPU "select" measured 2.6-4.4x faster.
+    This is ``POLICY_DISPATCH`` "sort"; on an H200 "select" ran the policies 2.8-3.6x faster.
     """
     batch = xb.shape[0]
     out = xb
