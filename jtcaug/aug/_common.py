@@ -29,6 +29,33 @@ def prefix_sum(v: jnp.ndarray) -> jnp.ndarray:
     return jax.lax.associative_scan(jnp.add, v)
 
 
+def prefix_counts(
+    columns: tuple[jnp.ndarray, ...], max_total: int
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Inclusive and exclusive prefix sums, each ``(T, K)``, of K count vectors ``(T,)``
+    (int32, non-negative, each summing to at most ``max_total``, a static bound).
+
+    The counts are packed into bit fields of one int32 word and scanned once: no field can
+    carry into the next, so every field holds its own exact prefix sum. One ``(T,)`` scan ran
+    the four TCP-aware functions 1.14-1.22x faster on XLA:CPU than a ``(T, K)`` one.
+    """
+    bits = max(1, int(max_total).bit_length())
+    if bits * len(columns) > 31:
+        counts = jnp.stack(columns, axis=1)
+        inclusive = prefix_sum(counts)
+        return inclusive, inclusive - counts
+    packed = columns[0]
+    for i, column in enumerate(columns[1:], start=1):
+        packed = packed | (column << (bits * i))
+    inclusive = prefix_sum(packed)
+    field = (1 << bits) - 1
+
+    def unpack(words: jnp.ndarray) -> jnp.ndarray:
+        return jnp.stack([(words >> (bits * i)) & field for i in range(len(columns))], axis=1)
+
+    return unpack(inclusive), unpack(inclusive - packed)
+
+
 def take_small(v: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
     """``v[index]`` for a short 1-d ``v``, as a compare-and-sum over ``v``'s positions.
 

@@ -32,6 +32,7 @@ from jtcaug.aug._common import (
     inverse_permutation,
     midpoint,
     place_rows,
+    prefix_counts,
     prefix_sum,
     randint,
     take_small,
@@ -345,10 +346,8 @@ def _emit_with_delays(
     late = delayed.astype(jnp.int32)
     late_per_slot = jnp.zeros_like(t).at[anchor].add(late)
     # One scan for the three prefix counts (columns: originals + delayed per slot, originals,
-    # delayed packets): the four functions run ~1.1x faster than with separate scans.
-    counts = jnp.stack([kept + late_per_slot, kept, late], axis=1)
-    inclusive = prefix_sum(counts)
-    exclusive = inclusive - counts
+    # delayed packets), packed into one word; each column sums to at most 2T.
+    inclusive, exclusive = prefix_counts((kept + late_per_slot, kept, late), max_total=2 * t_len)
     original_pos = exclusive[:, 0]
     # Before delayed packet i: kept originals up to its anchor slot, and (by monotone anchors)
     # exactly the delayed packets with a smaller index.

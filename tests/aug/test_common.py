@@ -1,0 +1,56 @@
+"""Index helpers shared by the augmentations (jtcaug.aug._common)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jtcaug.aug._common import prefix_counts
+
+
+def _random_counts(seed: int, t_len: int, n_columns: int, high: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, high + 1, size=(n_columns, t_len))
+
+
+@pytest.mark.parametrize(
+    ("t_len", "n_columns", "high", "max_total"),
+    [
+        (20, 3, 2, 40),  # the TCP-aware functions' case: 6-bit fields
+        (20, 1, 3, 60),
+        (7, 4, 1, 7),  # 3-bit fields, four of them
+        (300, 3, 2, 600),  # 10-bit fields: 30 of 31 bits
+        (300, 4, 2, 600),  # 40 bits do not fit: the unpacked fallback
+    ],
+)
+def test_prefix_counts_match_numpy_cumsum(t_len, n_columns, high, max_total):
+    counts = _random_counts(0, t_len, n_columns, high)
+    # Keep every column within the bound the caller promises.
+    counts = np.minimum(counts, max_total // t_len)
+    columns = tuple(jnp.asarray(c, jnp.int32) for c in counts)
+    inclusive, exclusive = jax.jit(prefix_counts, static_argnums=1)(columns, max_total)
+    expected = np.cumsum(counts, axis=1).T
+    np.testing.assert_array_equal(np.asarray(inclusive), expected)
+    np.testing.assert_array_equal(np.asarray(exclusive), expected - counts.T)
+    assert inclusive.dtype == jnp.int32 and inclusive.shape == (t_len, n_columns)
+
+
+def test_prefix_counts_fields_do_not_carry_at_the_bound():
+    # Each column reaches exactly max_total = 2**bits - 1 at its end: any carry between the
+    # packed fields would corrupt the next column.
+    t_len, max_total = 21, 63
+    full = jnp.full((t_len,), 3, jnp.int32)
+    inclusive, _ = prefix_counts((full, jnp.zeros_like(full), full), max_total)
+    np.testing.assert_array_equal(np.asarray(inclusive[-1]), [63, 0, 63])
+    np.testing.assert_array_equal(np.asarray(inclusive[:, 1]), np.zeros(t_len))
+
+
+def test_prefix_counts_vmap_equals_a_loop():
+    counts = _random_counts(1, 20, 3, 2)
+    batch = np.stack([np.roll(counts, shift, axis=1) for shift in range(5)])
+    vmapped = jax.vmap(lambda c: prefix_counts((c[0], c[1], c[2]), 40))(jnp.asarray(batch))
+    for i, sample in enumerate(batch):
+        single = prefix_counts(tuple(jnp.asarray(c) for c in sample), 40)
+        np.testing.assert_array_equal(np.asarray(vmapped[0][i]), np.asarray(single[0]))
+        np.testing.assert_array_equal(np.asarray(vmapped[1][i]), np.asarray(single[1]))
