@@ -28,6 +28,7 @@ from jax import lax
 from jtcaug import IAT, N_FEATURES
 from jtcaug.aug import _random
 from jtcaug.aug._common import (
+    add_small,
     gather_columns,
     inverse_permutation,
     midpoint,
@@ -344,7 +345,7 @@ def _emit_with_delays(
     anchor = jnp.clip(anchor, 0, t_len - 1)
     kept = keep_original.astype(jnp.int32)
     late = delayed.astype(jnp.int32)
-    late_per_slot = jnp.zeros_like(t).at[anchor].add(late)
+    late_per_slot = add_small(anchor, late, t_len)
     # One scan for the three prefix counts (columns: originals + delayed per slot, originals,
     # delayed packets), packed into one word; each column sums to at most 2T.
     inclusive, exclusive = prefix_counts((kept + late_per_slot, kept, late), max_total=2 * t_len)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jtcaug.aug._common import prefix_counts
+from jtcaug.aug._common import add_small, prefix_counts
 
 
 def _random_counts(seed: int, t_len: int, n_columns: int, high: int) -> np.ndarray:
@@ -54,3 +54,17 @@ def test_prefix_counts_vmap_equals_a_loop():
         single = prefix_counts(tuple(jnp.asarray(c) for c in sample), 40)
         np.testing.assert_array_equal(np.asarray(vmapped[0][i]), np.asarray(single[0]))
         np.testing.assert_array_equal(np.asarray(vmapped[1][i]), np.asarray(single[1]))
+
+
+def test_add_small_matches_numpy_add_at():
+    rng = np.random.default_rng(2)
+    index = rng.integers(-2, 23, size=20)  # some indices fall outside [0, 20)
+    values = rng.integers(0, 5, size=20)
+    expected = np.zeros(20, np.int64)
+    inside = (index >= 0) & (index < 20)
+    np.add.at(expected, index[inside], values[inside])
+    got = jax.jit(add_small, static_argnums=2)(
+        jnp.asarray(index, jnp.int32), jnp.asarray(values, jnp.int32), 20
+    )
+    np.testing.assert_array_equal(np.asarray(got), expected)
+    assert got.dtype == jnp.int32
