@@ -84,11 +84,33 @@ def inverse_permutation(perm: jnp.ndarray) -> jnp.ndarray:
     return jnp.sum(jnp.where(perm[None, :] == i[:, None], i[None, :], 0), axis=1)
 
 
-def place_rows(rows: jnp.ndarray, target: jnp.ndarray, t_len: int) -> jnp.ndarray:
-    """``out[target[i]] = rows[i]`` into a zero ``(t_len, F)`` array; targets must be distinct
-    where in ``[0, t_len)``, others are dropped."""
-    out = jnp.zeros((t_len, rows.shape[1]), rows.dtype)
-    return out.at[target].set(rows, mode="drop", unique_indices=False)
+def rows_to_slots(
+    sources: tuple[tuple[jnp.ndarray, tuple[jnp.ndarray, ...]], ...], t_len: int
+) -> jnp.ndarray:
+    """Places rows into a zero ``(t_len, F)`` array: for each ``(rows (n, F), slot_vectors)``
+    in ``sources`` and each ``slot (n,)`` in ``slot_vectors``, ``out[slot[i]] = rows[i]``.
+
+    A row may go to several slots (one per vector), but each slot in ``[0, t_len)`` receives
+    at most one row overall; slots outside that range are dropped.
+
+    Computed the other way round: every output slot finds its source row by a compare-and-sum
+    over the candidates, then one gather. Vmapped over 1024 flows on XLA:CPU this ran wrap
+    1.55-1.69x and the TCP-aware functions 1.11-1.48x faster than one scatter per vector.
+    (Concatenating wrap's two slot vectors into one made XLA re-compute their producers for
+    every compared pair: 7x slower. Hence one compare per vector.)
+    """
+    slot_ids = jnp.arange(t_len, dtype=jnp.int32)[:, None]
+    hits = jnp.zeros((t_len, 1), jnp.int32)
+    offset = 0
+    for rows, slot_vectors in sources:
+        source_plus_one = offset + jnp.arange(1, rows.shape[0] + 1, dtype=jnp.int32)
+        for slot in slot_vectors:
+            hits = hits + jnp.where(slot[None, :] == slot_ids, source_plus_one[None, :], 0)
+        offset += rows.shape[0]
+    source_plus_one = jnp.sum(hits, axis=1)
+    candidates = jnp.concatenate([rows for rows, _ in sources], axis=0)
+    taken = candidates[jnp.maximum(source_plus_one - 1, 0)]
+    return jnp.where((source_plus_one > 0)[:, None], taken, jnp.zeros((), candidates.dtype))
 
 
 def gather_columns(x: jnp.ndarray, src: jnp.ndarray, emit: jnp.ndarray) -> jnp.ndarray:

@@ -32,10 +32,10 @@ from jtcaug.aug._common import (
     gather_columns,
     inverse_permutation,
     midpoint,
-    place_rows,
     prefix_counts,
     prefix_sum,
     randint,
+    rows_to_slots,
     take_small,
     valid_length,
 )
@@ -209,15 +209,16 @@ def _wrap(x: jnp.ndarray, length: jnp.ndarray, choice: jnp.ndarray) -> jnp.ndarr
     t = _positions(x)
     emit_packet = (t < length) & (choice != _DISCARD)
     emit_midpoint = (t < length - 1) & (choice == _INTERPOLATE)
-    # Slots from a T-long prefix sum of per-packet emission counts, then two scatters: 1.3x
-    # faster than compacting the 2T interleaved candidates with a 2T-long scan.
+    # Slots from a T-long prefix sum of per-packet emission counts (1.3x faster than
+    # compacting the 2T interleaved candidates with a 2T-long scan), then rows_to_slots.
     per_packet = emit_packet.astype(jnp.int32) + emit_midpoint.astype(jnp.int32)
     first_slot = prefix_sum(per_packet) - per_packet
     packet_slot = jnp.where(emit_packet, first_slot, t_len)
     midpoint_slot = jnp.where(emit_midpoint, first_slot + emit_packet.astype(jnp.int32), t_len)
     following = jnp.concatenate([x[1:], jnp.zeros_like(x[:1])])
-    out = place_rows(x, packet_slot, t_len)
-    return out.at[midpoint_slot].set(midpoint(x, following), mode="drop")
+    return rows_to_slots(
+        ((x, (packet_slot,)), (midpoint(x, following), (midpoint_slot,))), t_len
+    )
 
 
 def wrap(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
@@ -353,9 +354,9 @@ def _emit_with_delays(
     # Before delayed packet i: kept originals up to its anchor slot, and (by monotone anchors)
     # exactly the delayed packets with a smaller index.
     delayed_pos = take_small(inclusive[:, 1], anchor) + exclusive[:, 2]
-    # Two scatters: concatenating ``[x, x]`` into one costs more than the second scatter.
-    out = place_rows(x, jnp.where(keep_original, original_pos, t_len), t_len)
-    return out.at[jnp.where(delayed, delayed_pos, t_len)].set(x, mode="drop")
+    original_slot = jnp.where(keep_original, original_pos, t_len)
+    delayed_slot = jnp.where(delayed, delayed_pos, t_len)
+    return rows_to_slots(((x, (original_slot, delayed_slot)),), t_len)
 
 
 def _fastretr_anchor(x: jnp.ndarray, length: jnp.ndarray) -> jnp.ndarray:

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jtcaug.aug._common import add_small, prefix_counts
+from jtcaug.aug._common import add_small, prefix_counts, rows_to_slots
 
 
 def _random_counts(seed: int, t_len: int, n_columns: int, high: int) -> np.ndarray:
@@ -68,3 +68,26 @@ def test_add_small_matches_numpy_add_at():
     )
     np.testing.assert_array_equal(np.asarray(got), expected)
     assert got.dtype == jnp.int32
+
+
+def test_rows_to_slots_matches_numpy_placement():
+    rng = np.random.default_rng(3)
+    t_len = 20
+    first, second = rng.normal(size=(t_len, 3)), rng.normal(size=(t_len, 3))
+    # Distinct slots over all three vectors; -1 and values >= t_len must be dropped.
+    order = rng.permutation(4 * t_len)[: 3 * t_len] - 5
+    slot_a, slot_b, slot_c = (order[i * t_len : (i + 1) * t_len] for i in range(3))
+    expected = np.zeros((t_len, 3))
+    for rows, slot in ((first, slot_a), (first, slot_b), (second, slot_c)):
+        inside = (slot >= 0) & (slot < t_len)
+        expected[slot[inside]] = rows[inside]
+    got = rows_to_slots(
+        (
+            (jnp.asarray(first, jnp.float32), (jnp.asarray(slot_a), jnp.asarray(slot_b))),
+            (jnp.asarray(second, jnp.float32), (jnp.asarray(slot_c),)),
+        ),
+        t_len,
+    )
+    np.testing.assert_array_equal(np.asarray(got), expected.astype(np.float32))
+    # Some slots stay empty (zero rows) and some rows are dropped: both paths are exercised.
+    assert (expected == 0).all(axis=1).any() and ((order < 0) | (order >= t_len)).any()
