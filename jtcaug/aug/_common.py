@@ -1,7 +1,8 @@
 """Index arithmetic shared by the augmentations: valid length, scans, ranks, small gathers.
 
 Every helper here works on one sample ``(T, 3)`` with static shapes, so it composes with
-``jit`` and ``vmap``; variable-length edits become masks, cumulative sums and scatters.
+``jit`` and ``vmap``; variable-length edits become masks, cumulative sums, pairwise
+comparisons and gathers (XLA:CPU runs these faster than scatters on such short rows).
 """
 
 from __future__ import annotations

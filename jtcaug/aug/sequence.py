@@ -11,7 +11,7 @@ has the signature ``fn(key, x, alpha, ctx) -> x'``:
 
 They act on the valid prefix, move/copy whole columns (all three features together), drop
 anything pushed past T and re-pad the tail with zeros. Shapes are static: every variable-length
-edit is index arithmetic (cumulative sums, gathers, scatters), so the functions compose with
+edit is index arithmetic (cumulative sums, comparisons, gathers), so the functions compose with
 ``jit`` and ``vmap``. ``cutmix`` is the one batch-level function.
 
 Each public function is split into a draw step (all randomness) and a deterministic private
