@@ -92,7 +92,8 @@ def rows_to_slots(
     in ``sources`` and each ``slot (n,)`` in ``slot_vectors``, ``out[slot[i]] = rows[i]``.
 
     A row may go to several slots (one per vector), but each slot in ``[0, t_len)`` receives
-    at most one row overall; slots outside that range are dropped.
+    at most one row overall; slots outside that range are dropped. Every ``rows`` has the
+    same length n.
 
     Computed the other way round: every output slot finds its source row by a compare-and-sum
     over the candidates, then one gather. Vmapped over 1024 flows on XLA:CPU this ran wrap
@@ -100,6 +101,9 @@ def rows_to_slots(
     (Concatenating wrap's two slot vectors into one made XLA re-compute their producers for
     every compared pair: 7x slower. Hence one compare per vector.)
     """
+    lengths = {rows.shape[0] for rows, _ in sources}
+    if len(lengths) != 1:
+        raise ValueError(f"rows_to_slots needs row arrays of one length, got {sorted(lengths)}")
     slot_ids = jnp.arange(t_len, dtype=jnp.int32)[:, None]
     hits = jnp.zeros((t_len, 1), jnp.int32)
     offset = 0

@@ -91,3 +91,10 @@ def test_rows_to_slots_matches_numpy_placement():
     np.testing.assert_array_equal(np.asarray(got), expected.astype(np.float32))
     # Some slots stay empty (zero rows) and some rows are dropped: both paths are exercised.
     assert (expected == 0).all(axis=1).any() and ((order < 0) | (order >= t_len)).any()
+
+
+def test_rows_to_slots_rejects_row_arrays_of_different_lengths():
+    rows = jnp.zeros((4, 3), jnp.float32)
+    slot = jnp.arange(4, dtype=jnp.int32)
+    with pytest.raises(ValueError, match="one length"):
+        rows_to_slots(((rows, (slot,)), (rows[:3], (slot[:3],))), 4)
