@@ -37,8 +37,8 @@ def prefix_counts(
     (int32, non-negative, each summing to at most ``max_total``, a static bound).
 
     The counts are packed into bit fields of one int32 word and scanned once: no field can
-    carry into the next, so every field holds its own exact prefix sum. One ``(T,)`` scan ran
-    the four TCP-aware functions 1.14-1.22x faster on XLA:CPU than a ``(T, K)`` one.
+    carry into the next, so every field holds its own exact prefix sum. On XLA:CPU one
+    ``(T,)`` scan is cheaper than a ``(T, K)`` one (same-process A/B in commit 49ea317).
     """
     bits = max(1, int(max_total).bit_length())
     if bits * len(columns) > 31:
@@ -71,8 +71,8 @@ def take_small(v: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
 def add_small(index: jnp.ndarray, values: jnp.ndarray, size: int) -> jnp.ndarray:
     """``out = zeros(size).at[index].add(values)`` for short int vectors, as a compare-and-sum.
 
-    Indices outside ``[0, size)`` add nothing. In the TCP-aware functions (vmapped over 1024
-    flows) this ran 1.08-1.12x faster for the whole function than XLA:CPU's scatter-add.
+    Indices outside ``[0, size)`` add nothing. Vmapped over 1024 flows, XLA:CPU runs this
+    faster than its scatter-add (same-process A/B in commit f596902).
     """
     hit = index[None, :] == jnp.arange(size, dtype=index.dtype)[:, None]
     return jnp.sum(jnp.where(hit, values[None, :], jnp.zeros((), values.dtype)), axis=1)
@@ -96,10 +96,10 @@ def rows_to_slots(
     same length n.
 
     Computed the other way round: every output slot finds its source row by a compare-and-sum
-    over the candidates, then one gather. Vmapped over 1024 flows on XLA:CPU this ran wrap
-    1.55-1.69x and the TCP-aware functions 1.11-1.48x faster than one scatter per vector.
-    (Concatenating wrap's two slot vectors into one made XLA re-compute their producers for
-    every compared pair: 7x slower. Hence one compare per vector.)
+    over the candidates, then one gather. Vmapped over 1024 flows, XLA:CPU runs this faster
+    than one scatter per vector (same-process A/B in commit 7498ef1). Concatenating wrap's
+    two slot vectors into one made XLA re-compute their producers for every compared pair,
+    several times slower: hence one compare per vector.
     """
     lengths = {rows.shape[0] for rows, _ in sources}
     if len(lengths) != 1:

@@ -137,7 +137,7 @@ def horizontal_flip(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> j
     _check_sample(x, "horizontal_flip")
     # Reversing the whole of x moves its zero padding to the front; a window of T rows that
     # starts past it, over the zero rows appended behind, is the answer. One contiguous slice
-    # per flow: 1.2x faster in jit on XLA:CPU than gathering each column with a validity mask.
+    # per flow: on XLA:CPU faster than gathering each column with a validity mask (da7fcef).
     t_len = x.shape[0]
     reversed_then_zeros = jnp.concatenate([x[::-1], jnp.zeros_like(x)], axis=0)
     return lax.dynamic_slice(reversed_then_zeros, (t_len - valid_length(x), jnp.int32(0)), x.shape)
