@@ -81,8 +81,7 @@ def add_small(index: jnp.ndarray, values: jnp.ndarray, size: int) -> jnp.ndarray
 def inverse_permutation(perm: jnp.ndarray) -> jnp.ndarray:
     """``inv`` with ``inv[perm[i]] = i`` for a permutation ``perm`` of ``0..n-1`` (int32)."""
     n = perm.shape[0]
-    i = jnp.arange(n, dtype=jnp.int32)
-    return jnp.sum(jnp.where(perm[None, :] == i[:, None], i[None, :], 0), axis=1)
+    return add_small(perm, jnp.arange(n, dtype=jnp.int32), n)
 
 
 def rows_to_slots(
