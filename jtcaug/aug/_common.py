@@ -113,8 +113,7 @@ def rows_to_slots(
         offset += rows.shape[0]
     source_plus_one = jnp.sum(hits, axis=1)
     candidates = jnp.concatenate([rows for rows, _ in sources], axis=0)
-    taken = candidates[jnp.maximum(source_plus_one - 1, 0)]
-    return jnp.where((source_plus_one > 0)[:, None], taken, jnp.zeros((), candidates.dtype))
+    return gather_columns(candidates, source_plus_one - 1, source_plus_one > 0)
 
 
 def gather_columns(x: jnp.ndarray, src: jnp.ndarray, emit: jnp.ndarray) -> jnp.ndarray:
