@@ -213,3 +213,19 @@ def test_dispatch_window_covers_the_expected_share_plus_three_sigma(batch, share
     from jtcaug.aug import combine
 
     assert combine._window_size(batch, share) == window
+
+
+def test_counting_sort_is_a_stable_sort_with_its_inverse():
+    from jtcaug.aug import combine
+
+    group = np.random.default_rng(3).integers(0, 4, 50).astype(np.int32)
+    group[:7] = 2  # a run of one group, to see stability
+    by_group = jax.jit(combine._counting_sort, static_argnums=1)(jnp.asarray(group), 5)
+    order = np.argsort(group, kind="stable")
+    np.testing.assert_array_equal(by_group.order, order)
+    np.testing.assert_array_equal(by_group.group, group[order])
+    np.testing.assert_array_equal(by_group.position[order], np.arange(50))
+    np.testing.assert_array_equal(by_group.sample_group, group)
+    counts = np.bincount(group, minlength=5)
+    np.testing.assert_array_equal(by_group.counts, counts)
+    np.testing.assert_array_equal(by_group.starts, np.cumsum(counts) - counts)
