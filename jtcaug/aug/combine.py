@@ -322,13 +322,12 @@ def _dispatch(
         [run_window(option_id, firsts[option_id])[1] for option_id in range(n_options)]
     )
     # Sample b lies at offset position[b] - first[g] of its option's first window, whose
-    # results start at row sum(windows[:g]) of ``results``.
+    # results start at row sum(windows[:g]) of ``results``. (The offset is never negative:
+    # a first window starts at or before its option's first sample.)
     option = jnp.minimum(by_option.sample_group, n_options - 1)
     offset = by_option.position - jnp.stack(firsts)[option]
-    in_first_window = (
-        (by_option.sample_group < n_options)
-        & (offset >= 0)
-        & (offset < jnp.asarray(windows, jnp.int32)[option])
+    in_first_window = (by_option.sample_group < n_options) & (
+        offset < jnp.asarray(windows, jnp.int32)[option]
     )
     result_row = jnp.asarray(np.cumsum([0, *windows[:-1]]), jnp.int32)[option] + offset
     # Computed once per sample, not once per gathered element (A/B in commit 1dc0c80).
