@@ -2,7 +2,8 @@
 
 Run: ``python benchmarks/bench_aug.py [--batch 1024] [--repeats 7]``. Prints samples/s for the
 18 functions and the three policies (median over repeats, after a warm-up call that compiles),
-then tsaug's nearest equivalents on the same batch (numpy) with the jtcaug/tsaug ratio.
+then tsaug's nearest equivalents on the same batch (numpy) with the jtcaug/tsaug ratio, timed
+again back to back with jtcaug in each repeat (``paired_ratios``).
 Goals on a 2-core CPU: every jtcaug function >= 1M samples/s; >= 10x its tsaug counterpart.
 
 Two figures per function:
@@ -77,14 +78,13 @@ def time_call(fn, repeats: int, min_seconds: float = 0.2) -> float:
     return statistics.median(per_call)
 
 
-def jtcaug_rates(how: str, xb, yb, stats, repeats: int) -> tuple[float, float, bool]:
-    """(per-call, in-jit) samples/s of ``augment_batch`` with ``how``, and whether XLA
-    compiled the in-jit loop as one kernel (see ``loop_is_one_kernel``)."""
-    batch = xb.shape[0]
+def jtcaug_timers(how: str, xb, yb, stats):
+    """Seconds-per-batch timers of ``augment_batch`` with ``how``: ``(per_call, in_jit,
+    hoisted)``, each timer taking ``repeats``; ``hoisted`` says whether XLA compiled the in-jit
+    loop as one kernel (see ``loop_is_one_kernel``)."""
     # A Python list: indexing a device array would dispatch an op of its own per call.
     keys = list(jax.random.split(jax.random.key(0), N_KEYS))
     step = jax.jit(functools.partial(aug.augment_batch, how=how))
-    per_call = time_call(lambda i: step(keys[i % N_KEYS], xb, yb, stats), repeats)
 
     @jax.jit
     def loop(key, xb, yb, stats):
@@ -94,8 +94,14 @@ def jtcaug_rates(how: str, xb, yb, stats, repeats: int) -> tuple[float, float, b
         return jax.lax.scan(body, (xb, yb), jax.random.split(key, LOOP))[0]
 
     compiled = loop.lower(keys[0], xb, yb, stats).compile()
-    in_jit = time_call(lambda i: compiled(keys[i % N_KEYS], xb, yb, stats), repeats) / LOOP
-    return batch / per_call, batch / in_jit, loop_is_one_kernel(compiled.as_text())
+
+    def per_call(repeats: int) -> float:
+        return time_call(lambda i: step(keys[i % N_KEYS], xb, yb, stats), repeats)
+
+    def in_jit(repeats: int) -> float:
+        return time_call(lambda i: compiled(keys[i % N_KEYS], xb, yb, stats), repeats) / LOOP
+
+    return per_call, in_jit, loop_is_one_kernel(compiled.as_text())
 
 
 def loop_is_one_kernel(compiled_text: str) -> bool:
@@ -123,6 +129,27 @@ def per_call_floor(xb, repeats: int) -> float:
     """
     reverse = jax.jit(lambda x: x[:, ::-1])
     return xb.shape[0] / time_call(lambda i: reverse(xb), repeats)
+
+
+def paired_ratios(timers, tsaug_augment, batch: int, repeats: int):
+    """tsaug's samples/s and the jtcaug/tsaug ratios ``(per call, in jit)``, paired.
+
+    Each repeat times tsaug, then jtcaug per call, then jtcaug in jit, back to back, and the
+    ratios are the medians of the per-repeat ratios. The dev machine's speed drifts within a
+    run (tsaug's Dropout ran at 429K and 607K samples/s in two runs minutes apart), so a ratio
+    of figures taken seconds apart is steadier than one of figures taken minutes apart.
+    """
+    per_call_timer, in_jit_timer = timers
+    ts_rates, call_ratios, jit_ratios = [], [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(max(3, repeats)):
+            ts_rate = batch / time_call(tsaug_augment, 1)
+            ts_rates.append(ts_rate)
+            call_ratios.append(batch / per_call_timer(1) / ts_rate)
+            jit_ratios.append(batch / in_jit_timer(1) / ts_rate)
+    ratios = (statistics.median(call_ratios), statistics.median(jit_ratios))
+    return statistics.median(ts_rates), ratios
 
 
 def print_policy_overhead(rates: dict[str, tuple[float, float]]) -> None:
@@ -165,8 +192,13 @@ def main() -> None:
     hows = [*aug.NAMES, "ensemble", "random_stack", "masked_stack:0.5"]
     rates, one_kernel = {}, []
     print(f"{'augmentation':<18} {'family':<10} {'per call/s':>12} {'in jit/s':>12}  goal (1M/s)")
+    timers = {}
     for how in hows:
-        per_call, in_jit, hoisted = jtcaug_rates(how, xb, yb, stats, args.repeats)
+        per_call_timer, in_jit_timer, hoisted = jtcaug_timers(how, xb, yb, stats)
+        timers[how] = (per_call_timer, in_jit_timer)
+        batch = xb.shape[0]
+        per_call = batch / per_call_timer(args.repeats)
+        in_jit = batch / in_jit_timer(args.repeats)
         rates[how] = (per_call, in_jit)
         one_kernel += [how] if hoisted else []
         family = aug.FAMILY.get(how, "policy")
@@ -198,20 +230,19 @@ def main() -> None:
     except ImportError:
         print("\ntsaug not importable (pip install -e '.[bench]'); comparison skipped")
         return
-    print(f"\ntsaug {tsaug.__version__} on the same batch (numpy, (N, T, C))")
+    print(
+        f"\ntsaug {tsaug.__version__} on the same batch (numpy, (N, T, C)); each ratio is the "
+        "median of per-repeat ratios, jtcaug and tsaug timed back to back in every repeat"
+    )
     header = f"{'jtcaug':<18} {'tsaug':<10} {'tsaug/s':>12} {'per call':>10} {'in jit':>10}"
     print(f"{header}  goal (10x)")
     x_ts = x_np.astype(np.float64)
     floor_ratios = []
     for name, (cls_name, kwargs) in TSAUG_PAIRS.items():
         augmenter = getattr(tsaug, cls_name)(**kwargs)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            seconds = time_call(
-                lambda seed, a=augmenter: a.augment(x_ts), max(3, args.repeats // 2)
-            )
-        ts_rate = args.batch / seconds
-        ratios = [rate / ts_rate for rate in rates[name]]
+        ts_rate, ratios = paired_ratios(
+            timers[name], lambda seed, a=augmenter: a.augment(x_ts), args.batch, args.repeats
+        )
         ok = ", ".join(
             f"{label} {'ok' if ratio >= GOAL_RATIO else 'BELOW'}"
             for label, ratio in zip(("call", "jit"), ratios, strict=True)
