@@ -196,9 +196,8 @@ def main() -> None:
     for how in hows:
         per_call_timer, in_jit_timer, hoisted = jtcaug_timers(how, xb, yb, stats)
         timers[how] = (per_call_timer, in_jit_timer)
-        batch = xb.shape[0]
-        per_call = batch / per_call_timer(args.repeats)
-        in_jit = batch / in_jit_timer(args.repeats)
+        per_call = args.batch / per_call_timer(args.repeats)
+        in_jit = args.batch / in_jit_timer(args.repeats)
         rates[how] = (per_call, in_jit)
         one_kernel += [how] if hoisted else []
         family = aug.FAMILY.get(how, "policy")

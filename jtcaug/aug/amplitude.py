@@ -63,8 +63,8 @@ def gaussian_noise(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jn
     feature = _pick_feature(k_feat)
     # erf_inv is two polynomials and a select: left to fuse into the (T, 3) output, XLA
     # evaluated it once per feature. Computed once: 1.28-1.38x per call, 1.30-1.45x in a
-    # jitted loop (same-process A/B, 2 cores). constant_wrapup's one draw per flow is better
-    # left fused (0.75x in a loop).
+    # jitted loop (A/B in commit e375390). constant_wrapup's one draw per flow is better left
+    # fused (0.75x in a loop).
     noise = materialize(_random.normal(k_noise, (x.shape[0],), x.dtype))
     return _add_pattern(x, feature, alpha * _class_sigma(ctx, feature) * noise)
 
