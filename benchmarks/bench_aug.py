@@ -12,15 +12,20 @@ Two figures per function:
   one-op program on the batch), which also grows with the program's kernels: on the 2-core
   dev machine bernoulli_mask took 175-315 us as one call of a one-step ``lax.scan`` against
   71-79 us per step of a 16-step one. That cost is most of the cheap functions' time here.
+  Under jax's default asynchronous dispatch that cost includes handing the program to a
+  worker thread and waking the caller: the floor took 29 us per call on the dev machine
+  (2026-11-28), and 7.8 us with ``--sync-dispatch``.
 - ``in jit``: ``LOOP`` batches per call inside one jitted ``lax.scan``, each step augmenting
   the previous step's output with a fresh key (chained, so XLA cannot hoist work out of the
-  loop). This is how the trainer runs augmentations: inside its jitted step.
+  loop). This is how the trainer runs augmentations: inside its jitted step. Like a training
+  step's loop, it is not compiled as one single-threaded kernel (``loop_is_one_kernel``).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import statistics
 import time
 import warnings
@@ -43,6 +48,9 @@ GOAL_SAMPLES_PER_S = 1_000_000
 GOAL_RATIO = 10.0
 LOOP = 16
 N_KEYS = 64
+# Keeps XLA:CPU from compiling the benchmark's small scan as one single-threaded kernel, a
+# thing it does not do to a training step's loop (loop_is_one_kernel).
+UNHOISTED_LOOPS_FLAG = "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=0"
 
 
 def make_batch(batch: int, t_len: int = 20, seed: int = 0):
@@ -108,12 +116,15 @@ def loop_is_one_kernel(compiled_text: str) -> bool:
     """Whether XLA:CPU hoisted the benchmark's scan into one kernel.
 
     Newer XLA:CPU (jax 0.12 here) compiles a while loop it deems small into a single kernel
-    (``xla_cpu_small_call``): one thread and none of the per-fusion parallelism. On the 2-core
-    dev machine (``--repeats 5``) that gave translation 2.8M samples/s in this loop against
-    10.5M with the hoisting turned off by XLA_FLAGS=
-    ``--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=0``, and
-    interpolation 3.6M against 13.2M. The trainer's step loop (model and optimizer included)
-    is not hoisted.
+    (``xla_cpu_small_call``): one thread and none of the per-fusion parallelism. The trainer's
+    step loop (model and optimizer included) is not small: compiled on jax 0.12 with inject:1
+    horizontal_flip or bernoulli_mask, its scan over steps had no such kernel (2026-11-28).
+    So ``main`` turns the hoisting off (``UNHOISTED_LOOPS_FLAG``) unless ``--hoisted-loops``.
+    Processes alternated with and without the flag on the 2-core dev machine (jax 0.12, two
+    rounds, 2026-11-28) gave, in this loop, hoisted against not: horizontal_flip 49.0-49.3M
+    against 57.0-57.3M samples/s, translation 7.4M against 18.1-18.2M, gaussian_noise
+    8.2-8.3M against 12.4-12.7M, bernoulli_mask 16.4-16.5M against 23.7-24.4M; random_stack,
+    whose loop XLA did not hoist, 2.8M either way.
     """
     return any(
         'xla_cpu_small_call="true"' in line and 'op_name="jit(loop)/while"' in line
@@ -121,14 +132,29 @@ def loop_is_one_kernel(compiled_text: str) -> bool:
     )
 
 
+def unhoist_loops() -> bool:
+    """Adds ``UNHOISTED_LOOPS_FLAG`` to XLA_FLAGS; False where the user's XLA_FLAGS already
+    set backend options (theirs win). Must run before jax starts its backend."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_backend_extra_options" in flags:
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} {UNHOISTED_LOOPS_FLAG}".strip()
+    return True
+
+
 def per_call_floor(xb, repeats: int) -> float:
-    """Samples/s of the cheapest jitted program on the batch, one call per batch.
+    """Samples/s of a one-op jitted program on the batch (``x * 2``), one call per batch.
 
     What any function's per-call figure is capped at on this machine: the fixed cost of
-    dispatching and executing one XLA program, with next to no work in it.
+    dispatching and executing one XLA program, with next to no work in it. The op is a
+    multiply, not a copy: XLA's CPU client runs a program that its cost model puts under 1000
+    flops inline on the calling thread, skipping the hand-off to a worker thread that every
+    augmentation pays under asynchronous dispatch. On the 2-core dev machine (2026-11-28) a
+    jitted reverse of the batch (0 flops) took 7.5 us per call and ``x * 2`` 29 us, or 7.8 us
+    with ``--sync-dispatch``.
     """
-    reverse = jax.jit(lambda x: x[:, ::-1])
-    return xb.shape[0] / time_call(lambda i: reverse(xb), repeats)
+    double = jax.jit(lambda x: x * jnp.float32(2.0))
+    return xb.shape[0] / time_call(lambda i: double(xb), repeats)
 
 
 def paired_ratios(timers, tsaug_augment, batch: int, repeats: int):
@@ -182,12 +208,30 @@ def main() -> None:
         default=combine.POLICY_DISPATCH,
         help="how the policies run on a batch (jtcaug.aug.combine.POLICY_DISPATCH)",
     )
+    parser.add_argument(
+        "--sync-dispatch",
+        action="store_true",
+        help="turn off jax's asynchronous dispatch on CPU (jax_cpu_enable_async_dispatch): "
+        "each call then runs on the calling thread, with no hand-off to wait for",
+    )
+    parser.add_argument(
+        "--hoisted-loops",
+        action="store_true",
+        help="let XLA:CPU compile the in-jit loop as one single-threaded kernel where it "
+        "deems it small (jax 0.12), as it does not for a training step (loop_is_one_kernel)",
+    )
     args = parser.parse_args()
+    # Nothing before this point has started jax's backend, which reads XLA_FLAGS once.
+    unhoisted = False if args.hoisted_loops else unhoist_loops()
+    if args.sync_dispatch:
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
     combine.POLICY_DISPATCH = args.policy_dispatch
     xb, yb, stats, x_np = make_batch(args.batch)
     print(
         f"jax {jax.__version__} on {jax.devices()[0].platform}, batch {tuple(xb.shape)}, "
-        f"policies by {combine.policy_dispatch()!r} (--policy-dispatch {args.policy_dispatch})"
+        f"policies by {combine.policy_dispatch()!r} (--policy-dispatch {args.policy_dispatch}), "
+        f"{'synchronous' if args.sync_dispatch else 'asynchronous'} dispatch, "
+        f"in-jit loops {'kept unhoisted' if unhoisted else 'as XLA compiles them'}"
     )
     hows = [*aug.NAMES, "ensemble", "random_stack", "masked_stack:0.5"]
     rates, one_kernel = {}, []
@@ -215,12 +259,12 @@ def main() -> None:
         print(
             f"* XLA:CPU compiled this benchmark loop as one single-threaded kernel "
             f"({len(one_kernel)} of {len(hows)}; see loop_is_one_kernel), which it does not do "
-            "to a training step's loop. Unhoisted figures: rerun with XLA_FLAGS="
-            "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=0"
+            "to a training step's loop. Unhoisted figures: rerun without --hoisted-loops and "
+            "without other xla_backend_extra_options in XLA_FLAGS"
         )
     floor_rate = per_call_floor(xb, args.repeats)
     print(
-        f"per-call floor: a jitted one-op program (reverse the whole batch), one call per "
+        f"per-call floor: a jitted one-op program (x * 2 on the batch), one call per "
         f"batch: {floor_rate:,.0f} samples/s"
     )
     print_policy_overhead(rates)
