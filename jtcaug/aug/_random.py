@@ -65,17 +65,23 @@ def _seed_words(key: jax.Array) -> tuple[jnp.ndarray, jnp.ndarray]:
     return s0, s1
 
 
-def _hash(key: jax.Array, n: int, stream: np.uint32) -> jnp.ndarray:
+def _hash(key: jax.Array, n: int, stream: np.uint32, fused: bool = False) -> jnp.ndarray:
     s0, s1 = _seed_words(key)
     counter = jax.lax.iota(jnp.uint32, n) * _PHI + stream
     words = _mix(_mix(counter ^ s0) ^ s1)
-    # Computed once, not inside every consumer (module docstring).
-    return materialize(words)
+    # Computed once, not inside every consumer (module docstring), unless the caller's
+    # consumer is itself computed once and would only pay for a buffer in between.
+    return words if fused else materialize(words)
 
 
-def bits(key: jax.Array, shape: tuple[int, ...] = ()) -> jnp.ndarray:
-    """Uniform random uint32 words of ``shape``."""
-    return _hash(key, math.prod(shape), _STREAM_BITS).reshape(shape)
+def bits(key: jax.Array, shape: tuple[int, ...] = (), fused: bool = False) -> jnp.ndarray:
+    """Uniform random uint32 words of ``shape``.
+
+    ``fused=True`` leaves the hash to be fused into its consumer, which then re-computes it
+    on every read: only for a consumer that reads each word once and is materialized itself
+    (e.g. ``_xla.zero_rows``'s mask).
+    """
+    return _hash(key, math.prod(shape), _STREAM_BITS, fused).reshape(shape)
 
 
 def split(key: jax.Array, num: int = 2) -> jax.Array:
@@ -95,10 +101,16 @@ def _unit_float(words: jnp.ndarray) -> jnp.ndarray:
 
 
 def uniform(
-    key: jax.Array, shape: tuple[int, ...] = (), dtype=jnp.float32, minval=0.0, maxval=1.0
+    key: jax.Array,
+    shape: tuple[int, ...] = (),
+    dtype=jnp.float32,
+    minval=0.0,
+    maxval=1.0,
+    fused: bool = False,
 ) -> jnp.ndarray:
-    """Uniform floats in ``[minval, maxval)`` (bounds may be traced scalars)."""
-    unit = _unit_float(bits(key, shape))
+    """Uniform floats in ``[minval, maxval)`` (bounds may be traced scalars); ``fused`` as
+    in ``bits``."""
+    unit = _unit_float(bits(key, shape, fused))
     minval = jnp.asarray(minval, jnp.float32)
     maxval = jnp.asarray(maxval, jnp.float32)
     value = unit * (maxval - minval) + minval

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from jtcaug.aug import _random
 from jtcaug.aug._common import randint, valid_length
+from jtcaug.aug._xla import zero_rows
 from jtcaug.aug.stats import AugContext
 
 # [chosen] bernoulli_mask: per-packet masking probability is this fraction of alpha.
@@ -19,17 +20,14 @@ BERNOULLI_RATE = 0.5
 WINDOW_MAX_FRACTION = 0.5
 
 
-def _mask_columns(x: jnp.ndarray, masked: jnp.ndarray) -> jnp.ndarray:
-    return jnp.where(masked[:, None], jnp.zeros((), x.dtype), x)
-
-
 def bernoulli_mask(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
     """Masks each valid packet independently with probability ``BERNOULLI_RATE * alpha``."""
     del ctx
     t_len = x.shape[0]
     valid = jnp.arange(t_len) < valid_length(x)
-    hit = _random.uniform(key, (t_len,)) < BERNOULLI_RATE * alpha
-    return _mask_columns(x, valid & hit)
+    # The draw is used once, inside zero_rows' materialized mask: no buffer of its own.
+    hit = _random.uniform(key, (t_len,), fused=True) < BERNOULLI_RATE * alpha
+    return zero_rows(x, valid & hit)
 
 
 def window_mask(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.ndarray:
@@ -44,4 +42,4 @@ def window_mask(key: jax.Array, x: jnp.ndarray, alpha, ctx: AugContext) -> jnp.n
     width = randint(k_width, 1, max_width)
     start = randint(k_start, 0, jnp.maximum(length - width, 0))
     t = jnp.arange(t_len)
-    return _mask_columns(x, (t >= start) & (t < start + width) & (t < length))
+    return zero_rows(x, (t >= start) & (t < start + width) & (t < length))
