@@ -12,13 +12,19 @@ import jax.numpy as jnp
 
 from jtcaug import DIR
 from jtcaug.aug import _random
+from jtcaug.aug._xla import materialize
 
 
 def valid_length(x: jnp.ndarray) -> jnp.ndarray:
     """Number of leading real packets: index of the last non-zero direction + 1 (int32)."""
     t_len = x.shape[0]
     idx = jnp.arange(1, t_len + 1, dtype=jnp.int32)
-    return jnp.max(jnp.where(x[:, DIR] != 0, idx, 0))
+    # Fused into the reduction, the strided read of the direction column and the select run
+    # in XLA:CPU's scalar reduce loop; materialized first, the select is one elementwise
+    # pass and the max reads contiguous words. Under vmap on (1024, 20, 3), horizontal_flip
+    # (whose only other kernel is a gather) ran 1.23-1.24x faster in a jitted loop on jax
+    # 0.10 and 0.12 (2 cores, 2026-12-01), with all outputs bitwise unchanged.
+    return jnp.max(materialize(jnp.where(x[:, DIR] != 0, idx, 0)))
 
 
 def prefix_sum(v: jnp.ndarray) -> jnp.ndarray:

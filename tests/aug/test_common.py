@@ -7,7 +7,32 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jtcaug.aug._common import add_small, prefix_counts, rows_to_slots
+from jtcaug import DIR
+from jtcaug.aug._common import add_small, prefix_counts, rows_to_slots, valid_length
+
+
+def _valid_length_numpy(x: np.ndarray) -> int:
+    nonzero = np.flatnonzero(x[:, DIR] != 0)
+    return int(nonzero[-1]) + 1 if nonzero.size else 0
+
+
+def test_valid_length_is_the_last_nonzero_direction_plus_one():
+    rng = np.random.default_rng(7)
+    flows = rng.choice([-1.0, 0.0, 1.0], size=(64, 20)).astype(np.float32)
+    flows[0] = 0.0  # no packet at all
+    flows[1] = 1.0  # every slot a packet
+    flows[2, :-1], flows[2, -1] = 0.0, -1.0  # only the last slot
+    flows[3, 1:], flows[3, 0] = 0.0, 1.0  # only the first slot
+    flows[4] = -0.0  # negative zero is no packet either
+    x = np.zeros((64, 20, 3), np.float32)
+    x[..., DIR] = flows
+    x[..., 0] = rng.uniform(0.1, 1.0, (64, 20))  # sizes must not count
+    expected = [_valid_length_numpy(sample) for sample in x]
+    assert expected[:5] == [0, 20, 20, 1, 0]
+    vmapped = jax.jit(jax.vmap(valid_length))(jnp.asarray(x))
+    assert vmapped.dtype == jnp.int32
+    np.testing.assert_array_equal(np.asarray(vmapped), expected)
+    assert [int(valid_length(jnp.asarray(sample))) for sample in x[:8]] == expected[:8]
 
 
 def _random_counts(seed: int, t_len: int, n_columns: int, high: int) -> np.ndarray:
