@@ -1,9 +1,9 @@
 """Throughput of every augmentation on a (1024, 20, 3) batch, jitted and vmapped.
 
-Run: ``python benchmarks/bench_aug.py [--batch 1024] [--repeats 7]``. Prints samples/s for the
-18 functions and the three policies (median over repeats, after a warm-up call that compiles),
-then tsaug's nearest equivalents on the same batch (numpy) with the jtcaug/tsaug ratio, timed
-again back to back with jtcaug in each repeat (``paired_ratios``).
+Run: ``python benchmarks/bench_aug.py [--batch 1024] [--repeats 7] [--loop 64]``. Prints
+samples/s for the 18 functions and the three policies (median over repeats, after a warm-up
+call that compiles), then tsaug's nearest equivalents on the same batch (numpy) with the
+jtcaug/tsaug ratio, timed again back to back with jtcaug in each repeat (``paired_ratios``).
 Goals on a 2-core CPU: every jtcaug function >= 1M samples/s; >= 10x its tsaug counterpart.
 
 Two figures per function:
@@ -15,10 +15,14 @@ Two figures per function:
   Under jax's default asynchronous dispatch that cost includes handing the program to a
   worker thread and waking the caller: the floor took 29 us per call on the dev machine
   (2026-11-28), and 7.8 us with ``--sync-dispatch``.
-- ``in jit``: ``LOOP`` batches per call inside one jitted ``lax.scan``, each step augmenting
+- ``in jit``: ``--loop`` batches per call inside one jitted ``lax.scan``, each step augmenting
   the previous step's output with a fresh key (chained, so XLA cannot hoist work out of the
-  loop). This is how the trainer runs augmentations: inside its jitted step. Like a training
-  step's loop, it is not compiled as one single-threaded kernel (``loop_is_one_kernel``).
+  loop). This is how the trainer runs augmentations: inside its jitted step, with a whole
+  epoch's steps scanned in one call. Like a training step's loop, it is not compiled as one
+  single-threaded kernel (``loop_is_one_kernel``). The default of 64 steps leaves under 1 us
+  of the per-call cost in each step; at 16 it was about 3 us, which on the 2-core dev
+  machine (2026-12-01, jax 0.10) held horizontal_flip at 32.8M samples/s against 35.6M at 64
+  steps and 35.7M at 256, and bernoulli_mask at 14.9M against 17.2M and 17.8M.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ TSAUG_PAIRS = {
 }
 GOAL_SAMPLES_PER_S = 1_000_000
 GOAL_RATIO = 10.0
-LOOP = 16
+LOOP = 64  # steps per in-jit call: see the module docstring
 N_KEYS = 64
 # Keeps XLA:CPU from compiling the benchmark's small scan as one single-threaded kernel, a
 # thing it does not do to a training step's loop (loop_is_one_kernel).
@@ -86,10 +90,10 @@ def time_call(fn, repeats: int, min_seconds: float = 0.2) -> float:
     return statistics.median(per_call)
 
 
-def jtcaug_timers(how: str, xb, yb, stats):
+def jtcaug_timers(how: str, xb, yb, stats, loop_steps: int = LOOP):
     """Seconds-per-batch timers of ``augment_batch`` with ``how``: ``(per_call, in_jit,
-    hoisted)``, each timer taking ``repeats``; ``hoisted`` says whether XLA compiled the in-jit
-    loop as one kernel (see ``loop_is_one_kernel``)."""
+    hoisted)``, each timer taking ``repeats``; ``in_jit`` runs ``loop_steps`` batches per call;
+    ``hoisted`` says whether XLA compiled that loop as one kernel (``loop_is_one_kernel``)."""
     # A Python list: indexing a device array would dispatch an op of its own per call.
     keys = list(jax.random.split(jax.random.key(0), N_KEYS))
     step = jax.jit(functools.partial(aug.augment_batch, how=how))
@@ -99,7 +103,7 @@ def jtcaug_timers(how: str, xb, yb, stats):
         def body(carry, step_key):
             return aug.augment_batch(step_key, *carry, stats, how=how), None
 
-        return jax.lax.scan(body, (xb, yb), jax.random.split(key, LOOP))[0]
+        return jax.lax.scan(body, (xb, yb), jax.random.split(key, loop_steps))[0]
 
     compiled = loop.lower(keys[0], xb, yb, stats).compile()
 
@@ -107,7 +111,7 @@ def jtcaug_timers(how: str, xb, yb, stats):
         return time_call(lambda i: step(keys[i % N_KEYS], xb, yb, stats), repeats)
 
     def in_jit(repeats: int) -> float:
-        return time_call(lambda i: compiled(keys[i % N_KEYS], xb, yb, stats), repeats) / LOOP
+        return time_call(lambda i: compiled(keys[i % N_KEYS], xb, yb, stats), repeats) / loop_steps
 
     return per_call, in_jit, loop_is_one_kernel(compiled.as_text())
 
@@ -203,6 +207,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument(
+        "--loop", type=int, default=LOOP, help="batches per call of the in-jit loop"
+    )
+    parser.add_argument(
         "--policy-dispatch",
         choices=combine.POLICY_DISPATCHES,
         default=combine.POLICY_DISPATCH,
@@ -221,6 +228,9 @@ def main() -> None:
         "deems it small (jax 0.12), as it does not for a training step (loop_is_one_kernel)",
     )
     args = parser.parse_args()
+    for name in ("batch", "repeats", "loop"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     # Nothing before this point has started jax's backend, which reads XLA_FLAGS once.
     unhoisted = False if args.hoisted_loops else unhoist_loops()
     if args.sync_dispatch:
@@ -231,14 +241,15 @@ def main() -> None:
         f"jax {jax.__version__} on {jax.devices()[0].platform}, batch {tuple(xb.shape)}, "
         f"policies by {combine.policy_dispatch()!r} (--policy-dispatch {args.policy_dispatch}), "
         f"{'synchronous' if args.sync_dispatch else 'asynchronous'} dispatch, "
-        f"in-jit loops {'kept unhoisted' if unhoisted else 'as XLA compiles them'}"
+        f"in-jit loops of {args.loop} steps "
+        f"{'kept unhoisted' if unhoisted else 'as XLA compiles them'}"
     )
     hows = [*aug.NAMES, "ensemble", "random_stack", "masked_stack:0.5"]
     rates, one_kernel = {}, []
     print(f"{'augmentation':<18} {'family':<10} {'per call/s':>12} {'in jit/s':>12}  goal (1M/s)")
     timers = {}
     for how in hows:
-        per_call_timer, in_jit_timer, hoisted = jtcaug_timers(how, xb, yb, stats)
+        per_call_timer, in_jit_timer, hoisted = jtcaug_timers(how, xb, yb, stats, args.loop)
         timers[how] = (per_call_timer, in_jit_timer)
         per_call = args.batch / per_call_timer(args.repeats)
         in_jit = args.batch / in_jit_timer(args.repeats)
