@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from experiments import report
+from experiments.cli import Campaign, main
+from experiments.grid import ConfigSpec
 from experiments.report import FigureOut, NotEnoughResults, ReportInput, Section, Table
-from experiments.runner import Campaign, ConfigSpec, main
 from jtcaug import aug
 from jtcaug.evaluation import plots, stats
 

@@ -24,18 +24,12 @@ import numpy as np
 import pandas as pd
 
 from experiments import report
+from experiments.cli import Campaign, main
+from experiments.execution import RunRecord, UnitFn
+from experiments.grid import ConfigSpec, RunSpec, Unit
 from experiments.report import FigureOut, NotEnoughResults, ReportInput, Section, Table
-from experiments.runner import (
-    Campaign,
-    ConfigSpec,
-    FoldCache,
-    RunFn,
-    RunOutput,
-    RunSpec,
-    load_run_arrays,
-    main,
-    train_record,
-)
+from experiments.store import ResultStore
+from experiments.training import FoldSource, train_record, train_unit
 from jtcaug import aug
 from jtcaug.evaluation import geometry, plots, stats
 
@@ -102,28 +96,23 @@ def build_grid(args: argparse.Namespace) -> list[ConfigSpec]:
     ]
 
 
-def geometry_run_fn(args: argparse.Namespace, n_folds: int) -> RunFn:
-    """Trains like G1, then measures the latent geometry of the best state."""
+def geometry_unit_fn(args: argparse.Namespace, n_folds: int) -> UnitFn:
+    """Trains like G1 (a unit's runs together), then measures the latent geometry of each
+    run's best state."""
     import jax
 
     import jtcaug.train
 
-    folds = FoldCache(args, n_folds)
+    folds = FoldSource(args, n_folds)
     augment = jax.jit(aug.augment_batch, static_argnames=("how",))
 
     def augmented(key, x, y, stats_, how, alpha):
         xb, _ = augment(key, x, y, stats_, how=how, alpha=alpha)
         return np.asarray(xb)
 
-    def run(spec: RunSpec) -> RunOutput:
-        fold = folds.get(spec.fold)
-        config = jtcaug.train.TrainConfig(**spec.train_kwargs())
-        result = jtcaug.train.run(
-            fold, config, key=jax.random.PRNGKey(spec.key_seed), return_state=True,
-            progress=False,
-        )
+    def geometry_of(spec: RunSpec, fold, result) -> RunRecord:
         variables = result.state
-        how, alpha = config.aug, config.alpha
+        how, alpha = spec.config.train["aug"], spec.config.train.get("alpha")
         # A key of its own, apart from training's: the anchors must not replay training draws.
         key = jax.random.fold_in(jax.random.PRNGKey(spec.key_seed), 0x6E03)
         keys = jax.random.split(key, args.anchor_copies + 1)
@@ -144,9 +133,22 @@ def geometry_run_fn(args: argparse.Namespace, n_folds: int) -> RunFn:
         arrays = None
         if spec.fold == TSNE_FOLD and how in args.tsne_augs:
             arrays = tsne_arrays(train_z, copies[0], args.tsne_samples, spec)
-        return RunOutput(record=record, arrays=arrays)
+        return RunRecord(record=record, arrays=arrays)
 
-    return run
+    def unit_fn(unit: Unit) -> list:
+        outputs = []
+        for spec, out in zip(unit.runs, train_unit(folds, unit, return_state=True),
+                             strict=True):
+            if isinstance(out, BaseException):
+                outputs.append(out)
+                continue
+            try:
+                outputs.append(geometry_of(spec, *out))
+            except Exception as exc:  # noqa: BLE001 - one failed run must not sink the unit
+                outputs.append(exc)
+        return outputs
+
+    return unit_fn
 
 
 def tsne_arrays(
@@ -234,7 +236,7 @@ def latent_pairs_section(ri: ReportInput) -> Section:
     chosen = ri.manifest["options"].get("tsne_augs", list(TSNE_AUGS))
     tsne, distances = {}, {}
     for name in chosen:
-        arrays = load_run_arrays(ri.out_dir, f"{name}__fold{TSNE_FOLD:03d}")
+        arrays = ResultStore(ri.out_dir).load_arrays(f"{name}__fold{TSNE_FOLD:03d}")
         if arrays is None:
             continue
         tsne[name] = (arrays["tsne"], arrays["tsne_is_augmented"])
@@ -282,7 +284,7 @@ CAMPAIGN = Campaign(
     build_report=build_report,
     add_arguments=add_arguments,
     options=options,
-    make_run_fn=geometry_run_fn,
+    make_unit_fn=geometry_unit_fn,
     default_folds=DEFAULT_FOLDS,
     quick_defaults={"tsne_samples": 300},
 )

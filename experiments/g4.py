@@ -18,8 +18,10 @@ from pathlib import Path
 import pandas as pd
 
 from experiments import report
+from experiments.cli import Campaign, main
+from experiments.grid import CampaignError, ConfigSpec
 from experiments.report import ReportInput, Section
-from experiments.runner import MANIFEST, RESULTS, Campaign, CampaignError, ConfigSpec, main
+from experiments.store import MANIFEST, RESULTS
 from jtcaug import aug
 
 BASELINE = "none"

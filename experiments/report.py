@@ -18,14 +18,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from experiments.runner import (
-    ConfigSpec,
-    RunSpec,
-    atomic_write_text,
-    atomic_write_with,
-    collect_results,
-    write_results,
-)
+from experiments.grid import CampaignError, ConfigSpec, RunSpec
+from experiments.results import collect_results, write_results
+from experiments.store import REPORT_LOCK, ResultStore, atomic_write_text, atomic_write_with
 from jtcaug.evaluation import stats
 
 REPORT = "report.md"
@@ -386,6 +381,10 @@ def header_lines(manifest: dict, results: pd.DataFrame, n_runs: int) -> list[str
         f"seed: {manifest.get('seed')}, "
         f"max epochs: {manifest.get('max_epochs') or 'trainer default'}, "
         f"batch size: {manifest.get('batch_size') or 'trainer default (1024)'}",
+        f"- pairing: {manifest.get('pairing', 'seeds')} (runs of a fold share "
+        + ("the split only" if manifest.get("pairing") == "split" else
+           "the split and the run seeds")
+        + f"), precision: {manifest.get('precision', 'float32')}",
         f"- runs finished: {done} of {n_runs}"
         + ("" if done == n_runs else " (**partial campaign**: rerun the command to finish)"),
         f"- generated: {datetime.datetime.now().isoformat(timespec='seconds')}",
@@ -399,17 +398,28 @@ def header_lines(manifest: dict, results: pd.DataFrame, n_runs: int) -> list[str
 
 def write_campaign_report(out_dir: Path, campaign, manifest: dict, runs: Sequence[RunSpec]) -> Path:
     """Collects the finished runs of ``runs`` and writes results.parquet, tables, figures and
-    report.md for ``campaign`` (a :class:`experiments.runner.Campaign`)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = collect_results(out_dir, runs)
-    write_results(out_dir, results)
-    grid = list({spec.config.name: spec.config for spec in runs}.values())
-    ri = ReportInput(out_dir=out_dir, manifest=manifest, grid=grid, results=results)
-    sections = campaign.build_report(ri) if not results.empty else [
-        Section("Results", "*No finished runs yet.*")
-    ]
-    parts = [f"# {campaign.title}\n", "\n".join(header_lines(manifest, results, len(runs))) + "\n"]
-    parts += write_sections(out_dir, sections)
-    path = out_dir / REPORT
-    atomic_write_text(path, "\n".join(parts))
+    report.md for ``campaign`` (an ``experiments.cli.Campaign``).
+
+    The build holds OUT's report lock and reads the result files inside it, so of several
+    processes building reports the last one to finish read the store last: its report is
+    never older than another's.
+    """
+    store = ResultStore(out_dir)
+    for name in (TABLES_DIR, FIGURES_DIR):
+        if (out_dir / name).exists() and not (out_dir / name).is_dir():
+            raise CampaignError(f"the report's {name} directory {out_dir / name} exists and is "
+                                "not a directory")
+    with store.lock(REPORT_LOCK):
+        results = collect_results(store, runs)
+        write_results(store, results)
+        grid = list({spec.config.name: spec.config for spec in runs}.values())
+        ri = ReportInput(out_dir=out_dir, manifest=manifest, grid=grid, results=results)
+        sections = campaign.build_report(ri) if not results.empty else [
+            Section("Results", "*No finished runs yet.*")
+        ]
+        parts = [f"# {campaign.title}\n",
+                 "\n".join(header_lines(manifest, results, len(runs))) + "\n"]
+        parts += write_sections(out_dir, sections)
+        path = out_dir / REPORT
+        atomic_write_text(path, "\n".join(parts))
     return path

@@ -2,14 +2,21 @@
 
 An epoch is ``steps_per_epoch`` steps of ``per_step`` drawn rows each:
 
-- uniform: a key-driven permutation of the pool. The last batch is completed by wrapping
-  around to the start of the same permutation, so every row is seen at least once per epoch,
-  every step has the same static shape, and BatchNorm never sees padding (at most
-  ``per_step - 1`` rows are seen twice).
+- uniform: a key-driven permutation of the pool (rows sorted by a random word drawn per
+  row). The last batch is completed by wrapping around to the start of the same permutation,
+  so every row is seen at least once per epoch, every step has the same static shape, and
+  BatchNorm never sees padding (at most ``per_step - 1`` rows are seen twice).
 - class-weighted: i.i.d. draws with probability proportional to ``1 / n_class`` of the row's
-  class, ``steps_per_epoch * per_step`` of them (|pool| draws rounded up to whole steps).
+  class, ``steps_per_epoch * per_step`` of them (|pool| draws rounded up to whole steps). A
+  draw picks a class uniformly among the classes present, then a row uniformly within it,
+  which is the same distribution.
 
-Policies (spec augmentations.md section 8) turn drawn rows into a batch:
+Pools may carry padding rows at their end (folds of different sizes stacked into one
+program, ``jtcaug.train.parallel``): only the first ``n_valid`` rows are ever drawn, and
+every draw depends on a row's index and the step, never on the padded size, so a padded run
+draws exactly the rows the same run draws unpadded.
+
+Policies turn drawn rows into a batch:
 ``none`` uses them as they are, ``replace:P`` swaps each for its augmentation with
 probability P, ``inject:N`` appends N augmented copies of the ``floor(B / (1 + N))`` drawn
 originals (originals first, then copy 1 of every original, copy 2, ...), and
@@ -26,9 +33,15 @@ from jtcaug.aug import Stats, augment_batch
 from jtcaug.train.config import Policy
 
 
-def steps_per_epoch(pool_size: int, per_step: int) -> int:
-    """Steps that cover a pool of ``pool_size`` rows once, last step completed by wrapping."""
-    return max(1, -(-pool_size // per_step))
+def steps_per_epoch(pool_size, per_step: int):
+    """Steps that cover a pool of ``pool_size`` rows once, last step completed by wrapping.
+
+    ``pool_size`` may be a Python int (static layout) or a traced int32 (a padded run's own
+    count).
+    """
+    if isinstance(pool_size, int):
+        return max(1, -(-pool_size // per_step))
+    return jnp.maximum(1, (pool_size + per_step - 1) // per_step)
 
 
 def sampling_probabilities(y: jnp.ndarray, n_classes: int) -> jnp.ndarray:
@@ -38,6 +51,13 @@ def sampling_probabilities(y: jnp.ndarray, n_classes: int) -> jnp.ndarray:
     return weights / jnp.sum(weights)
 
 
+def _row_words(key: jax.Array, n_rows: int) -> jnp.ndarray:
+    """``(n_rows,)`` uint32 random words, row ``i``'s from ``fold_in(key, i)`` alone."""
+    return jax.vmap(lambda i: jax.random.bits(jax.random.fold_in(key, i), (), jnp.uint32))(
+        jnp.arange(n_rows, dtype=jnp.uint32)
+    )
+
+
 def epoch_indices(
     key: jax.Array,
     y: jnp.ndarray,
@@ -45,6 +65,7 @@ def epoch_indices(
     n_steps: int,
     per_step: int,
     class_weighted: bool,
+    n_valid: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
     """Rows of the pool each step of one epoch draws.
 
@@ -53,19 +74,44 @@ def epoch_indices(
       y: ``(N,)`` int32 labels of the pool.
       n_steps, per_step: static epoch layout.
       class_weighted: i.i.d. class-balanced draws instead of a permutation.
+      n_valid: rows ``[0, n_valid)`` are real, the rest padding (default: all ``N``).
 
     Returns:
-      ``(n_steps, per_step)`` int32 indices into the pool.
+      ``(n_steps, per_step)`` int32 indices into the pool's real rows.
     """
     n = y.shape[0]
-    total = n_steps * per_step
+    rows = jnp.arange(n, dtype=jnp.int32)
+    n_valid = jnp.asarray(n if n_valid is None else n_valid, jnp.int32)
+    valid = rows < n_valid
     if class_weighted:
-        p = sampling_probabilities(y, n_classes)
-        idx = jax.random.choice(key, n, (total,), replace=True, p=p)
-    else:
-        perm = jax.random.permutation(key, n)
-        idx = perm[jnp.arange(total) % n]
-    return idx.astype(jnp.int32).reshape(n_steps, per_step)
+        return _class_weighted_indices(key, jnp.where(valid, y, n_classes), n_classes,
+                                       n_steps, per_step)
+    words = jnp.where(valid, _row_words(key, n), jnp.uint32(0xFFFFFFFF))
+    # Stable: padding sorts after every real row, even one whose word is the maximum too.
+    order = jnp.argsort(words, stable=True).astype(jnp.int32)
+    return order[jnp.arange(n_steps * per_step, dtype=jnp.int32) % n_valid].reshape(
+        n_steps, per_step
+    )
+
+
+def _class_weighted_indices(key, labels, n_classes: int, n_steps: int, per_step: int):
+    """Class uniformly among those present, then a row uniformly within it; one key a step.
+
+    ``labels`` holds ``n_classes`` on padding rows, which no draw can reach.
+    """
+    order = jnp.argsort(labels, stable=True).astype(jnp.int32)
+    counts = jnp.bincount(labels, length=n_classes + 1)[:n_classes].astype(jnp.int32)
+    starts = jnp.cumsum(counts) - counts
+    present = jnp.argsort(counts == 0, stable=True).astype(jnp.int32)
+    n_present = jnp.sum(counts > 0).astype(jnp.int32)
+
+    def draw(step):
+        class_key, row_key = jax.random.split(jax.random.fold_in(key, step))
+        cls = present[jax.random.randint(class_key, (per_step,), 0, n_present)]
+        within = jax.random.randint(row_key, (per_step,), 0, counts[cls])
+        return order[starts[cls] + within]
+
+    return jax.vmap(draw)(jnp.arange(n_steps, dtype=jnp.uint32))
 
 
 def build_batch(

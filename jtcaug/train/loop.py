@@ -46,6 +46,10 @@ class FoldArrays:
       x_train, x_val, x_test: ``(N_split, T, 3)`` float32 normalized samples.
       y_train, y_val, y_test: ``(N_split,)`` int32 labels in ``[0, C)``.
       stats: ``jtcaug.aug.Stats`` of the training split (sigma ``(C, T, 3)`` fixes C).
+      n_train, n_val, n_test: int32 scalars, the real rows of each split when the arrays
+        carry padding rows at their end (folds of different sizes stacked into one program,
+        ``parallel.stack_folds``); None: every row is real. Padding rows are never drawn
+        for training and never counted in accuracies.
     """
 
     x_train: jnp.ndarray
@@ -55,10 +59,24 @@ class FoldArrays:
     x_test: jnp.ndarray
     y_test: jnp.ndarray
     stats: object
+    n_train: jnp.ndarray | None = None
+    n_val: jnp.ndarray | None = None
+    n_test: jnp.ndarray | None = None
 
     @property
     def n_classes(self) -> int:
         return int(self.stats.sigma.shape[-3])
+
+    @property
+    def padded(self) -> bool:
+        return self.n_train is not None
+
+    def rows(self, split: str) -> jnp.ndarray:
+        """int32 count of the real rows of ``split`` ("train", "val" or "test")."""
+        count = getattr(self, f"n_{split}")
+        if count is None:
+            return jnp.asarray(getattr(self, f"x_{split}").shape[-3], jnp.int32)
+        return jnp.asarray(count, jnp.int32)
 
 
 @struct.dataclass
@@ -186,8 +204,9 @@ class Layout:
     policy: Policy
     pool_size: int
     per_step: int
+    # Steps of the scanned epoch: enough for the padded pool. A run with fewer real rows
+    # takes its own number of steps (``run_steps_per_epoch``); the rest leave it unchanged.
     steps_per_epoch: int
-    total_steps: int  # steps_per_epoch * max_epochs: the cosine decay horizon
 
 
 def layout(config: TrainConfig, data: FoldArrays) -> Layout:
@@ -195,16 +214,30 @@ def layout(config: TrainConfig, data: FoldArrays) -> Layout:
     policy = config.parsed_policy
     pool_size = policy.training_set_size(data.x_train.shape[-3])
     per_step = policy.originals_per_step(config.batch_size)
-    steps = batching.steps_per_epoch(pool_size, per_step)
     return Layout(
         n_classes=data.n_classes,
         t_len=data.x_train.shape[-2],
         policy=policy,
         pool_size=pool_size,
         per_step=per_step,
-        steps_per_epoch=steps,
-        total_steps=steps * config.max_epochs,
+        steps_per_epoch=batching.steps_per_epoch(pool_size, per_step),
     )
+
+
+def pool_rows(data: FoldArrays, config: TrainConfig) -> jnp.ndarray:
+    """int32 count of the real rows of the run's sampling pool."""
+    return jnp.asarray(config.parsed_policy.training_set_size(data.rows("train")), jnp.int32)
+
+
+def run_steps_per_epoch(data: FoldArrays, config: TrainConfig) -> jnp.ndarray:
+    """int32 steps of one epoch of this run (its real rows, not the padded shape)."""
+    per_step = config.parsed_policy.originals_per_step(config.batch_size)
+    return batching.steps_per_epoch(pool_rows(data, config), per_step)
+
+
+def total_steps(data: FoldArrays, config: TrainConfig) -> jnp.ndarray:
+    """int32 steps of the whole run if it never stops early: the cosine decay horizon."""
+    return run_steps_per_epoch(data, config) * config.max_epochs
 
 
 def raw_key(key: jax.Array) -> jnp.ndarray:
@@ -222,7 +255,8 @@ def init_loop_state(key: jax.Array, data: FoldArrays, config: TrainConfig) -> Lo
     key = raw_key(key)
     lay = layout(config, data)
     train = create_train_state(
-        jax.random.fold_in(key, _INIT), lay.n_classes, lay.t_len, config, lay.total_steps
+        jax.random.fold_in(key, _INIT), lay.n_classes, lay.t_len, config,
+        total_steps(data, config),
     )
     empty = jnp.full((config.max_epochs,), jnp.nan, jnp.float32)
     return LoopState(
@@ -247,6 +281,10 @@ def training_pool(
     policy = config.parsed_policy
     if policy.kind != "preaugment":
         return data.x_train, data.y_train
+    if data.padded:
+        # The augmented copies are drawn per batch of the whole split, so they would depend
+        # on the padded size; pre-augmented runs are trained unpadded.
+        raise ValueError("preaugment:M runs cannot be trained on padded (stacked) folds")
     return batching.preaugment(
         jax.random.fold_in(raw_key(key), _PREAUGMENT),
         data.x_train,
@@ -261,11 +299,17 @@ def training_pool(
 # --- one epoch --------------------------------------------------------------------------
 
 
-def accuracy(variables: dict, x: jnp.ndarray, y: jnp.ndarray, n_classes: int, chunk: int):
-    """Eval-mode accuracy (float32 scalar) of ``variables`` on ``(x, y)``."""
+def accuracy(
+    variables: dict, x: jnp.ndarray, y: jnp.ndarray, n_classes: int, chunk: int, n_valid=None
+):
+    """Eval-mode accuracy (float32 scalar) of ``variables`` on the first ``n_valid`` rows of
+    ``(x, y)`` (default: all)."""
     logits, _ = eval_forward(variables, x, n_classes, chunk)
-    correct = (jnp.argmax(logits, axis=-1) == y).astype(jnp.float32)
-    return jnp.mean(correct)
+    correct = jnp.argmax(logits, axis=-1) == y
+    if n_valid is None:
+        return jnp.mean(correct.astype(jnp.float32))
+    real = jnp.arange(y.shape[0]) < n_valid
+    return jnp.sum((correct & real).astype(jnp.float32)) / n_valid.astype(jnp.float32)
 
 
 def run_epoch(
@@ -277,9 +321,11 @@ def run_epoch(
 ) -> tuple[TrainState, jnp.ndarray]:
     """Trains one epoch: sample the pool, ``lax.scan`` the steps.
 
-    Under data parallelism (``axis_name``) every device builds the same full batch (same
-    keys, same augmentations) and trains on its equal share of it, so the result equals the
-    single-device run up to reduction order.
+    The scan has the static ``layout(...).steps_per_epoch`` steps; a padded run with fewer
+    real rows takes its own number of steps and the others leave its state unchanged, so
+    it trains exactly as it would unpadded. Under data parallelism (``axis_name``) every
+    device builds the same full batch (same keys, same augmentations) and trains on its
+    equal share of it, so the result equals the single-device run up to reduction order.
 
     Returns:
       ``(train_state, mean_loss)``.
@@ -293,10 +339,14 @@ def run_epoch(
         lay.steps_per_epoch,
         lay.per_step,
         config.class_weighted,
+        n_valid=pool_rows(data, config) if data.padded else None,
     )
     step_key = jax.random.fold_in(ls.key, _STEP)
+    run_steps = run_steps_per_epoch(data, config)
+    horizon = total_steps(data, config)
 
-    def step(train: TrainState, rows: jnp.ndarray):
+    def step(train: TrainState, scanned):
+        index, rows = scanned
         xb, yb = batching.build_batch(
             jax.random.fold_in(step_key, train.step),
             pool_x[rows],
@@ -308,18 +358,25 @@ def run_epoch(
         )
         if axis_name is not None:
             xb, yb = _device_share(xb, yb, axis_name)
-        return train_step(
+        stepped, loss = train_step(
             train,
             xb,
             yb,
             n_classes=lay.n_classes,
             config=config,
-            total_steps=lay.total_steps,
+            total_steps=horizon,
             axis_name=axis_name,
         )
+        if not data.padded:
+            return stepped, loss
+        active = index < run_steps
+        return _select(active, stepped, train), jnp.where(active, loss, 0.0)
 
-    train, losses = jax.lax.scan(step, ls.train, idx)
-    return train, jnp.mean(losses)
+    steps = jnp.arange(lay.steps_per_epoch, dtype=jnp.int32)
+    train, losses = jax.lax.scan(step, ls.train, (steps, idx))
+    if not data.padded:
+        return train, jnp.mean(losses)
+    return train, jnp.sum(losses) / run_steps.astype(jnp.float32)
 
 
 def _device_share(xb, yb, axis_name: str):
@@ -349,11 +406,12 @@ def epoch_update(
     lay = layout(config, data)
     train, loss = run_epoch(ls, data, pool, config, axis_name)
     val_acc = accuracy(
-        train.variables, data.x_val, data.y_val, lay.n_classes, config.eval_batch_size
+        train.variables, data.x_val, data.y_val, lay.n_classes, config.eval_batch_size,
+        data.n_val,
     )
     epoch = ls.epoch + 1
     tracker, is_best = ls.tracker.update(val_acc, epoch, config)
-    lr = learning_rate_schedule(config, lay.total_steps)(ls.train.step)
+    lr = learning_rate_schedule(config, total_steps(data, config))(ls.train.step)
     history = History(
         train_loss=ls.history.train_loss.at[ls.epoch].set(loss),
         val_acc=ls.history.val_acc.at[ls.epoch].set(val_acc),

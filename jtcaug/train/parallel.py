@@ -22,9 +22,11 @@ auto-sharding of vmapped convolutions has returned wrong values (spec jax.md).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -82,6 +84,52 @@ def data_parallel_advance(mesh: jax.sharding.Mesh):
     return advance
 
 
+# Padded split sizes are rounded up to a multiple of this: the folds of one dataset differ
+# by a few rows, so most units of a campaign share one shape and one compilation.
+PAD_MULTIPLE = 256
+
+
+def padded_size(n_rows: int, multiple: int = PAD_MULTIPLE) -> int:
+    """``n_rows`` rounded up to a multiple of ``multiple``."""
+    return -(-n_rows // multiple) * multiple
+
+
+def stack_folds(
+    folds: Sequence[loop.FoldArrays], multiple: int = PAD_MULTIPLE
+) -> loop.FoldArrays:
+    """Folds of one dataset stacked on a leading run axis, each split padded to one size.
+
+    Padding rows are zeros at the end of each split; ``n_train``/``n_val``/``n_test`` hold
+    each fold's real row counts, so training never draws a padding row and accuracies never
+    count one (no row is dropped or duplicated). Sizes are rounded up to ``multiple`` so
+    that stacks of other folds of the dataset usually get the same shape.
+
+    Args:
+      folds: unpadded ``FoldArrays`` with equal ``T`` and class count.
+
+    Returns:
+      ``FoldArrays`` with a leading ``len(folds)`` axis on every leaf, as numpy arrays.
+    """
+    if not folds:
+        raise ValueError("stack_folds needs at least one fold")
+    if any(f.padded for f in folds):
+        raise ValueError("stack_folds takes unpadded folds")
+    fields = {}
+    for split in ("train", "val", "test"):
+        sizes = [int(np.shape(getattr(f, f"y_{split}"))[0]) for f in folds]
+        size = padded_size(max(sizes), multiple)
+        for prefix in ("x", "y"):
+            name = f"{prefix}_{split}"
+            fields[name] = np.stack([_pad_rows(np.asarray(getattr(f, name)), size) for f in folds])
+        fields[f"n_{split}"] = np.asarray(sizes, np.int32)
+    stats = jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *[f.stats for f in folds])
+    return loop.FoldArrays(**fields, stats=stats)
+
+
+def _pad_rows(a: np.ndarray, size: int) -> np.ndarray:
+    return np.pad(a, [(0, size - a.shape[0])] + [(0, 0)] * (a.ndim - 1))
+
+
 def train_runs(
     keys: jax.Array,
     data: loop.FoldArrays,
@@ -97,7 +145,7 @@ def train_runs(
       keys: ``(K,)`` typed keys or ``(K, 2)`` raw uint32 keys, one per run; ``K`` must be a
         multiple of the mesh's "runs" size.
       data: one fold shared by every run, or (``data_per_run``) folds stacked on a leading
-        ``K`` axis (equal shapes, e.g. the same dataset's folds).
+        ``K`` axis (``stack_folds``: padded to equal shapes).
       config: validated ``TrainConfig`` shared by the runs.
       mesh: from ``make_mesh``; its "data" size must divide every step's batch.
 
@@ -109,7 +157,7 @@ def train_runs(
     n_runs, n_groups = keys.shape[0], mesh.shape[RUNS]
     if n_runs % n_groups:
         raise ValueError(f"{n_runs} runs do not split evenly over {n_groups} 'runs' devices")
-    if data_per_run and data.x_train.shape[0] != n_runs:
+    if data_per_run and np.shape(data.x_train)[0] != n_runs:
         raise ValueError(f"data_per_run needs a leading axis of {n_runs} folds")
     data_spec = P(RUNS) if data_per_run else P()
     fn = _runs_fn(mesh, config, data_per_run, return_latents)

@@ -38,18 +38,23 @@ def _optax_promotion():
     return jax.numpy_dtype_promotion("standard")
 
 
-def learning_rate_schedule(config: TrainConfig, total_steps: int) -> optax.Schedule:
-    """Cosine decay from ``config.learning_rate`` to 0 over ``total_steps``."""
-    schedule = optax.cosine_decay_schedule(config.learning_rate, decay_steps=max(total_steps, 1))
+def learning_rate_schedule(config: TrainConfig, total_steps) -> optax.Schedule:
+    """Cosine decay from ``config.learning_rate`` to 0 over ``total_steps``.
 
-    def strict_safe(step):
-        with _optax_promotion():
-            return schedule(step)
+    The formula of ``optax.cosine_decay_schedule``, written out because ``total_steps`` may
+    be traced: runs of different sizes trained in one program each decay over their own
+    number of steps.
+    """
 
-    return strict_safe
+    def schedule(step):
+        horizon = jnp.maximum(jnp.asarray(total_steps, jnp.float32), 1.0)
+        done = jnp.minimum(jnp.asarray(step, jnp.float32), horizon) / horizon
+        return config.learning_rate * 0.5 * (1.0 + jnp.cos(jnp.pi * done))
+
+    return schedule
 
 
-def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
+def make_optimizer(config: TrainConfig, total_steps) -> optax.GradientTransformation:
     """AdamW (decay on every parameter, as torch.optim.AdamW) with the cosine schedule."""
     return optax.flatten(
         optax.adamw(learning_rate_schedule(config, total_steps), weight_decay=config.weight_decay)
@@ -57,7 +62,7 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTrans
 
 
 def create_train_state(
-    key: jax.Array, n_classes: int, t_len: int, config: TrainConfig, total_steps: int
+    key: jax.Array, n_classes: int, t_len: int, config: TrainConfig, total_steps
 ) -> TrainState:
     """Fresh state: initialized model, zeroed AdamW moments, step 0."""
     variables = init_variables(key, n_classes, t_len)
@@ -77,7 +82,7 @@ def train_step(
     *,
     n_classes: int,
     config: TrainConfig,
-    total_steps: int,
+    total_steps,
     axis_name: str | None = None,
 ) -> tuple[TrainState, jnp.ndarray]:
     """One AdamW step on the mean cross-entropy of a batch.

@@ -6,7 +6,8 @@ import zlib
 
 import numpy as np
 
-from experiments.runner import RunOutput, RunSpec
+from experiments.execution import RunRecord, per_run
+from experiments.grid import RunSpec
 from jtcaug.evaluation.metrics import classification_metrics
 
 CLASSES = ["big", "large", "mid", "small", "tiny"]
@@ -15,7 +16,7 @@ CLASS_SIZES = np.array([400, 250, 150, 80, 40])
 BONUS = {"translation": 0.08, "wrap": 0.06, "permutation": 0.05, "horizontal_flip": -0.04}
 
 
-def fake_output(spec: RunSpec) -> RunOutput:
+def fake_output(spec: RunSpec) -> RunRecord:
     """Metrics that depend only on (config, fold): the fold sets the difficulty."""
     rng = np.random.default_rng(zlib.crc32(spec.run_id.encode()))
     train = spec.config.train
@@ -39,7 +40,7 @@ def fake_output(spec: RunSpec) -> RunOutput:
         "history": {"val_acc": [0.5, 0.6]},
         "class_counts_train": dict(zip(CLASSES, (CLASS_SIZES * 7 // 10).tolist(), strict=True)),
     }
-    return RunOutput(record=record)
+    return RunRecord(record=record)
 
 
 class CountingRunFn:
@@ -50,10 +51,15 @@ class CountingRunFn:
         self.stop_after = stop_after
         self.fail_configs = fail_configs
 
-    def __call__(self, spec: RunSpec) -> RunOutput:
+    def __call__(self, spec: RunSpec) -> RunRecord:
         if self.stop_after is not None and len(self.calls) >= self.stop_after:
             raise KeyboardInterrupt("simulated kill")
         self.calls.append(spec.run_id)
         if spec.config.name in self.fail_configs:
             raise FloatingPointError(f"NaN loss at epoch 3 in {spec.run_id}")
         return fake_output(spec)
+
+
+def fake_unit_fn(run_fn=None):
+    """A campaign's ``make_unit_fn`` hook that trains nothing."""
+    return lambda args, n_folds: per_run(run_fn or CountingRunFn())

@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import g1, g2, g3, g4, report, runner
-from experiments.runner import CampaignError, RunOutput
+from experiments import cli, g1, g2, g3, g4, report, store
+from experiments.execution import RunRecord
+from experiments.grid import CampaignError, expand_runs
 from jtcaug import aug
 from jtcaug.train import TrainConfig
 
-from .fakes import CountingRunFn, fake_output
+from .fakes import CountingRunFn, fake_output, fake_unit_fn
 
 DATASET = {"dataset": "synthetic", "scale": 0.01}
 
@@ -30,11 +31,9 @@ def campaign_args(**overrides) -> argparse.Namespace:
 
 
 def fake_campaign(module, out, args, run_fn=None):
-    campaign = dataclasses.replace(
-        module.CAMPAIGN, make_run_fn=lambda a, n: run_fn or CountingRunFn()
-    )
-    the_plan = runner.plan(campaign, args, DATASET, "quick")
-    summary, path = runner.run_campaign(campaign, args, out, the_plan, progress=False)
+    campaign = dataclasses.replace(module.CAMPAIGN, make_unit_fn=fake_unit_fn(run_fn))
+    the_plan = cli.plan(campaign, args, DATASET, "quick")
+    summary, path = cli.run_campaign(campaign, args, out, the_plan, progress=False)
     return the_plan, summary, path
 
 
@@ -55,7 +54,7 @@ def test_g1_grid_baseline_singles_and_magnitude_study():
                for c in by_group["single"])
     assert {c.train["aug"] for c in by_group["magnitude"]} == set(g1.MAGNITUDE_AUGS)
     assert all(c.train["alpha"] == 0.5 and c.max_folds == 10 for c in by_group["magnitude"])
-    assert len(runner.expand_runs(grid, 80, 0, None)) == 19 * 80 + 6 * 10
+    assert len(expand_runs(grid, 80, 0, None)) == 19 * 80 + 6 * 10
     assert_every_config_trains(grid)
     assert len(g1.build_grid(campaign_args(magnitude_folds=0))) == 19
 
@@ -110,9 +109,9 @@ def write_fake_g1(out, dataset, gains):
     rows = [dict(config="none", fold=f, weighted_f1=0.7) for f in range(3)]
     rows += [dict(config=n, fold=f, weighted_f1=0.7 + g) for n, g in gains.items()
              for f in range(3)]
-    pd.DataFrame(rows).to_parquet(out / runner.RESULTS)
+    pd.DataFrame(rows).to_parquet(out / store.RESULTS)
     grid = [{"name": n, "group": "single"} for n in gains]
-    (out / runner.MANIFEST).write_text(json.dumps(
+    (out / store.MANIFEST).write_text(json.dumps(
         {"campaign": "g1", "dataset": dataset, "grid": grid}))
 
 
@@ -195,7 +194,7 @@ def fake_geometry_run(spec):
         arrays = {"tsne": rng.normal(size=(40, 2)),
                   "tsne_is_augmented": np.repeat([False, True], 20),
                   "distances": rng.gamma(2.0, 1.0, size=100)}
-    return RunOutput(record=out.record, arrays=arrays)
+    return RunRecord(record=out.record, arrays=arrays)
 
 
 def test_g3_report_geometry_tsne_and_kde(tmp_path):
@@ -217,7 +216,7 @@ def test_partial_campaign_report_says_what_is_missing(tmp_path):
     args = campaign_args()
     with pytest.raises(KeyboardInterrupt):
         fake_campaign(g1, tmp_path, args, run_fn=CountingRunFn(stop_after=1))
-    the_plan = runner.plan(g1.CAMPAIGN, args, DATASET, "quick")
+    the_plan = cli.plan(g1.CAMPAIGN, args, DATASET, "quick")
     path = report.write_campaign_report(tmp_path, g1.CAMPAIGN, the_plan.manifest,
                                         the_plan.runs)
     text = path.read_text()
@@ -227,11 +226,12 @@ def test_partial_campaign_report_says_what_is_missing(tmp_path):
 
 def test_shards_split_the_grid_and_together_complete_it(tmp_path):
     args = campaign_args(augs=("translation", "wrap"), magnitude_folds=0, folds=3)
-    campaign = dataclasses.replace(g1.CAMPAIGN, make_run_fn=lambda a, n: CountingRunFn())
-    the_plan = runner.plan(campaign, args, DATASET, "quick")
-    first, _ = runner.run_campaign(campaign, args, tmp_path, the_plan, (0, 2), progress=False)
-    second, path = runner.run_campaign(campaign, args, tmp_path, the_plan, (1, 2),
-                                       progress=False)
+    campaign = dataclasses.replace(g1.CAMPAIGN, make_unit_fn=fake_unit_fn())
+    the_plan = cli.plan(campaign, args, DATASET, "quick")
+    first, _ = cli.run_campaign(campaign, args, tmp_path, the_plan, shard=(0, 2),
+                                progress=False)
+    second, path = cli.run_campaign(campaign, args, tmp_path, the_plan, shard=(1, 2),
+                                    progress=False)
     assert (first.completed, second.completed) == (5, 4)
     assert "runs finished: 9 of 9" in path.read_text()
     assert len(pd.read_parquet(tmp_path / "results.parquet")) == 9

@@ -5,7 +5,9 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from experiments import g1, g3, runner
+from experiments import cli, g1, g3
+from experiments.store import ResultStore
+from experiments.training import trainer_unit_fn
 
 pytestmark = pytest.mark.slow
 
@@ -17,22 +19,22 @@ VOLATILE = ["wall_time_s"]
 
 
 class KilledAfter:
-    """The real run function, interrupted like a killed process after ``n`` runs."""
+    """The real unit function, interrupted like a killed process after ``n`` units."""
 
     def __init__(self, args, n_folds, n):
-        self.inner = runner.trainer_run_fn(args, n_folds)
+        self.inner = trainer_unit_fn(args, n_folds)
         self.left = n
 
-    def __call__(self, spec):
+    def __call__(self, unit):
         if self.left == 0:
             raise KeyboardInterrupt("simulated kill")
         self.left -= 1
-        return self.inner(spec)
+        return self.inner(unit)
 
 
 def test_tiny_g1_campaign_then_kill_and_resume(tmp_path, capsys):
     full = tmp_path / "full"
-    assert runner.main(g1.CAMPAIGN, [*ARGV, "--out", str(full)]) == 0
+    assert cli.main(g1.CAMPAIGN, [*ARGV, "--out", str(full)]) == 0
     assert "runs: 8/8 finished" in capsys.readouterr().out
     text = (full / "report.md").read_text()
     assert "Not available" not in text
@@ -47,12 +49,13 @@ def test_tiny_g1_campaign_then_kill_and_resume(tmp_path, capsys):
 
     resumed = tmp_path / "resumed"
     killed = dataclasses.replace(
-        g1.CAMPAIGN, make_run_fn=lambda args, n: KilledAfter(args, n, 3)
+        g1.CAMPAIGN, make_unit_fn=lambda args, n: KilledAfter(args, n, 2)
     )
-    assert runner.main(killed, [*ARGV, "--out", str(resumed)]) == 130
-    assert len(list((resumed / "runs").glob("*.json"))) == 3
-    assert runner.main(g1.CAMPAIGN, [*ARGV, "--out", str(resumed)]) == 0
-    assert "3 already there, 5 run now" in capsys.readouterr().out
+    assert cli.main(killed, [*ARGV, "--out", str(resumed)]) == 130
+    # Units of 2 runs (one per forced device): baseline folds 0-1, translation folds 0-1.
+    assert len(list((resumed / "runs").glob("*.json"))) == 4
+    assert cli.main(g1.CAMPAIGN, [*ARGV, "--out", str(resumed)]) == 0
+    assert "4 already there, 4 run now" in capsys.readouterr().out
     again = pd.read_parquet(resumed / "results.parquet")
     pd.testing.assert_frame_equal(reference.drop(columns=VOLATILE),
                                   again.drop(columns=VOLATILE))
@@ -63,15 +66,15 @@ def test_tiny_g3_campaign_measures_latent_geometry(tmp_path):
             "--batch-size", "128", "--augs", "translation,horizontal_flip",
             "--tsne-augs", "translation", "--tsne-samples", "60", "--anchor-copies", "2",
             "--no-progress", "--compile-cache", "none", "--out", str(tmp_path)]
-    assert runner.main(g3.CAMPAIGN, argv) == 0
+    assert cli.main(g3.CAMPAIGN, argv) == 0
     results = pd.read_parquet(tmp_path / "results.parquet")
     assert len(results) == 2
     assert results["geo_same_label_all"].between(0, 10).all()
     assert results["geo_similarity_aug"].between(-1, 1).all()
     assert (results["geo_distance_ratio"] > 0).all()
-    arrays = runner.load_run_arrays(tmp_path, "translation__fold000")
+    arrays = ResultStore(tmp_path).load_arrays("translation__fold000")
     assert arrays["tsne"].shape == (120, 2)
     assert arrays["tsne_is_augmented"].sum() == 60
-    assert runner.load_run_arrays(tmp_path, "horizontal_flip__fold000") is None
+    assert ResultStore(tmp_path).load_arrays("horizontal_flip__fold000") is None
     for fig in ("fig5_neighbours", "fig5_metric_bars", "fig6_tsne", "fig6_kde"):
         assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 0

@@ -152,3 +152,15 @@ def _flip_valid(x: np.ndarray) -> np.ndarray:
         length = int(np.max(np.nonzero(sample[:, 1])[0], initial=-1)) + 1
         out[i, :length] = sample[:length][::-1]
     return out
+
+
+@pytest.mark.parametrize("class_weighted", [False, True])
+def test_padding_rows_change_no_draw(class_weighted):
+    # A padded pool (real rows first) draws exactly the rows the unpadded pool draws.
+    y = jnp.asarray(np.arange(150) % 3, jnp.int32)
+    padded = jnp.concatenate([y, jnp.zeros(106, jnp.int32)])
+    key = jax.random.PRNGKey(5)
+    alone = _indices(key, y, 3, 3, 64, class_weighted)
+    inside = epoch_indices(key, padded, 3, 4, 64, class_weighted, n_valid=jnp.int32(150))
+    np.testing.assert_array_equal(inside[:3], alone)
+    assert int(inside.max()) < 150

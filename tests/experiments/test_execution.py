@@ -1,4 +1,4 @@
-"""The resumable grid runner, driven by a fake run function."""
+"""The resumable unit engine, driven by a fake run function."""
 
 import json
 
@@ -6,8 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import runner
-from experiments.runner import CampaignError, ConfigSpec, RunOutput
+from experiments import cli, execution, grid
+from experiments.execution import RunRecord, UnitTask, per_run
+from experiments.executors import LocalExecutor
+from experiments.grid import CampaignError, ConfigSpec
+from experiments.results import collect_results
+from experiments.store import ResultStore, atomic_write_with
 
 from .fakes import CountingRunFn, fake_output
 
@@ -23,19 +27,37 @@ N_FOLDS = 3
 
 
 def manifest(grid=GRID, folds=N_FOLDS, **changes):
-    m = runner.make_manifest(campaign="test", dataset={"dataset": "synthetic", "scale": 0.01},
-                             n_folds=folds, preset="quick", seed=0, max_epochs=2, grid=grid)
+    m = cli.make_manifest(campaign="test", dataset={"dataset": "synthetic", "scale": 0.01},
+                          n_folds=folds, preset="quick", seed=0, max_epochs=2, grid=grid)
     m.update(changes)
     return m
 
 
 def runs(grid=GRID, folds=N_FOLDS):
-    return runner.expand_runs(grid, folds, seed=0, max_epochs=2)
+    return grid_runs(grid, folds)
 
 
-def run_campaign(out, run_fn, warnings=None, **kw):
-    return runner.execute(out, manifest(**kw), runs(), lambda: run_fn, progress=False,
-                          warn=(warnings.append if warnings is not None else lambda m: None))
+def grid_runs(configs, folds):
+    return grid.expand_runs(configs, folds, seed=0, max_epochs=2)
+
+
+def execute(out, make_unit_fn, the_manifest=None, the_runs=None, warnings=None,
+            runs_per_unit=1):
+    task = UnitTask(str(out), make_unit_fn)
+    return execution.execute(
+        ResultStore(out), the_manifest or manifest(), the_runs or runs(), task, LocalExecutor(),
+        runs_per_unit=runs_per_unit, progress=False,
+        warn=(warnings.append if warnings is not None else lambda m: None),
+    )
+
+
+def run_campaign(out, run_fn, warnings=None, runs_per_unit=1, **kw):
+    return execute(out, lambda: per_run(run_fn), manifest(**kw), runs(), warnings,
+                   runs_per_unit)
+
+
+def results(out):
+    return collect_results(ResultStore(out), runs())
 
 
 def test_expand_runs_is_fold_major_with_fold_caps():
@@ -44,16 +66,19 @@ def test_expand_runs_is_fold_major_with_fold_caps():
         "none__fold000", "translation__fold000", "wrap__fold000", "wrap_alpha0.5__fold000"]
     assert len(specs) == 3 * 3 + 2
     assert "wrap_alpha0.5__fold002" not in {s.run_id for s in specs}
-    # The key seed pairs configs on a fold and differs between folds; the config's seed stays
-    # equal (one compilation per configuration).
-    assert specs[0].key_seed == specs[1].key_seed != specs[4].key_seed
+    # Split pairing (the default): every run has its own key; the config's seed stays equal
+    # (one compilation per configuration).
+    assert len({s.key_seed for s in specs}) == len(specs)
     assert specs[0].train_kwargs()["seed"] == specs[4].train_kwargs()["seed"] == 0
     assert specs[0].train_kwargs()["max_epochs"] == 2
+    # Seed pairing: configs of a fold share the key, folds differ.
+    paired = grid.expand_runs(GRID, N_FOLDS, seed=0, max_epochs=2, pairing="seeds")
+    assert paired[0].key_seed == paired[1].key_seed != paired[4].key_seed
 
 
 def test_duplicate_or_unsafe_config_names_are_refused():
     with pytest.raises(CampaignError, match="repeated: none"):
-        runner.expand_runs([GRID[0], GRID[0]], 1, 0, None)
+        grid.expand_runs([GRID[0], GRID[0]], 1, 0, None)
     with pytest.raises(CampaignError, match="must match"):
         ConfigSpec("bad/name", "x", {})
 
@@ -63,7 +88,7 @@ def test_full_campaign_writes_one_result_per_run(tmp_path):
     assert summary.completed == summary.total == 11
     assert not summary.failed
     assert len(list((tmp_path / "runs").glob("*.json"))) == 11
-    frame = runner.collect_results(tmp_path, runs())
+    frame = results(tmp_path)
     assert len(frame) == 11
     assert frame["run_id"].is_unique
     row = frame.set_index("run_id").loc["wrap_alpha0.5__fold001"]
@@ -79,7 +104,7 @@ def test_rerun_skips_finished_runs_without_building_the_run_fn(tmp_path):
     def never():
         raise AssertionError("run function built although nothing is pending")
 
-    summary = runner.execute(tmp_path, manifest(), runs(), never, progress=False)
+    summary = execute(tmp_path, never)
     assert summary.skipped == 11 and summary.completed == 0
 
 
@@ -90,16 +115,18 @@ def test_killed_campaign_resumes_to_identical_results(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_campaign(resumed_dir, CountingRunFn(stop_after=5))
     assert len(list((resumed_dir / "runs").glob("*.json"))) == 5
-    # A write interrupted mid-file leaves only a temp file, never a finished-looking result.
-    (resumed_dir / "runs" / ".wrap__fold001.json.abc.tmp").write_text('{"trunc')
+    # A write interrupted mid-file leaves only a temp file, never a finished-looking result;
+    # its writer (a dead process) is named in it.
+    (resumed_dir / "runs" / f".wrap__fold001.json.{store_host()}.{dead_pid()}.abc.tmp"
+     ).write_text('{"trunc')
 
     second = CountingRunFn()
     summary = run_campaign(resumed_dir, second)
     assert summary.skipped == 5 and summary.completed == 6
     assert summary.stale_temp_files == 1
     assert len(second.calls) == 6  # only the runs that had not finished
-    reference = runner.collect_results(reference_dir, runs())
-    resumed = runner.collect_results(resumed_dir, runs())
+    reference = results(reference_dir)
+    resumed = results(resumed_dir)
     assert len(resumed) == 11 and resumed["run_id"].is_unique
     pd.testing.assert_frame_equal(reference, resumed)
 
@@ -107,7 +134,7 @@ def test_killed_campaign_resumes_to_identical_results(tmp_path):
 def test_corrupt_result_is_reported_kept_aside_and_redone(tmp_path):
     run_campaign(tmp_path, CountingRunFn())
     bad = tmp_path / "runs" / "wrap__fold001.json"
-    bad.write_text('{"format": 1, "run_id": "wrap__fold0')
+    bad.write_text('{"format": 2, "run_id": "wrap__fold0')
     other = tmp_path / "runs" / "none__fold002.json"
     payload = json.loads(other.read_text())
     payload["config"]["train"]["policy"] = "inject:4"
@@ -118,9 +145,9 @@ def test_corrupt_result_is_reported_kept_aside_and_redone(tmp_path):
     assert sorted(summary.corrupt) == ["none__fold002", "wrap__fold001"]
     assert sorted(fn.calls) == ["none__fold002", "wrap__fold001"]
     assert any("wrap__fold001.json: invalid JSON" in w for w in warnings)
-    assert any("different configuration" in w for w in warnings)
+    assert any("checksum mismatch" in w for w in warnings)
     assert len(list((tmp_path / "runs").glob("wrap__fold001.json.corrupt-*"))) == 1
-    assert len(runner.collect_results(tmp_path, runs())) == 11
+    assert len(results(tmp_path)) == 11
 
 
 def test_different_configuration_in_out_is_refused(tmp_path):
@@ -131,7 +158,7 @@ def test_different_configuration_in_out_is_refused(tmp_path):
     grid = [*GRID[:2], ConfigSpec("wrap", "single", {"aug": "wrap", "policy": "inject:2",
                                                       "alpha": None})]
     with pytest.raises(CampaignError, match="configs only in OUT: wrap_alpha0.5.*changed: wrap"):
-        runner.execute(tmp_path, manifest(grid=grid), runs(grid), CountingRunFn, progress=False)
+        execute(tmp_path, lambda: per_run(CountingRunFn()), manifest(grid=grid), runs(grid))
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == before
 
 
@@ -147,8 +174,8 @@ def test_bad_input_leaves_out_untouched(tmp_path):
         raise ValueError("unknown dataset 'nope'")
 
     with pytest.raises(ValueError, match="unknown dataset"):
-        runner.execute(tmp_path / "out", manifest(), runs(), bad_dataset, progress=False)
-    assert not (tmp_path / "out" / "manifest.json").exists()
+        execute(tmp_path / "out", bad_dataset)
+    assert not (tmp_path / "out").exists()
 
 
 def test_failed_runs_are_reported_and_retried_next_time(tmp_path):
@@ -169,17 +196,17 @@ def test_systematic_failure_stops_the_campaign(tmp_path):
         raise TypeError("unexpected keyword argument")
 
     summary = run_campaign(tmp_path, broken)
-    assert len(summary.failed) == runner.MAX_CONSECUTIVE_FAILURES
+    assert len(summary.failed) == execution.MAX_CONSECUTIVE_FAILURES
     assert summary.completed == 0
 
 
 def test_arrays_are_saved_with_the_run_and_checked(tmp_path):
     def with_arrays(spec):
         out = fake_output(spec)
-        return RunOutput(record=out.record, arrays={"tsne": np.full((3, 2), spec.fold, float)})
+        return RunRecord(record=out.record, arrays={"tsne": np.full((3, 2), spec.fold, float)})
 
     run_campaign(tmp_path, with_arrays)
-    arrays = runner.load_run_arrays(tmp_path, "wrap__fold002")
+    arrays = ResultStore(tmp_path).load_arrays("wrap__fold002")
     np.testing.assert_array_equal(arrays["tsne"], np.full((3, 2), 2.0))
     (tmp_path / "runs" / "wrap__fold002.npz").unlink()
     warnings = []
@@ -197,6 +224,56 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        runner.atomic_write_with(path, failing)
+        atomic_write_with(path, failing)
     assert path.read_text() == "old"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def store_host():
+    from experiments import store
+
+    return store._HOST
+
+
+def dead_pid():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)
+
+
+@pytest.mark.parametrize("runs_per_unit", [2, 3])
+def test_units_of_k_runs_give_the_same_results_as_single_runs(tmp_path, runs_per_unit):
+    seen = []
+
+    def unit_fn(unit):
+        seen.append([s.run_id for s in unit.runs])
+        return [fake_output(s) for s in unit.runs]
+
+    execute(tmp_path / "k", lambda: unit_fn, runs_per_unit=runs_per_unit)
+    run_campaign(tmp_path / "one", CountingRunFn())
+    # A unit holds runs of one configuration on consecutive folds, at most K of them.
+    assert all(len(u) <= runs_per_unit and len({r.split("__")[0] for r in u}) == 1
+               for u in seen)
+    assert sorted(r for u in seen for r in u) == sorted(s.run_id for s in runs())
+    pd.testing.assert_frame_equal(
+        collect_results(ResultStore(tmp_path / "k"), runs()),
+        collect_results(ResultStore(tmp_path / "one"), runs()),
+    )
+
+
+def test_a_unit_that_raises_fails_its_runs_and_the_campaign_goes_on(tmp_path):
+    def unit_fn(unit):
+        if unit.config.name == "wrap":
+            raise RuntimeError("device lost")
+        return [fake_output(s) for s in unit.runs]
+
+    summary = execute(tmp_path, lambda: unit_fn, runs_per_unit=3)
+    assert sorted(summary.failed) == ["wrap__fold000", "wrap__fold001", "wrap__fold002"]
+    assert summary.failed["wrap__fold000"] == "RuntimeError: device lost"
+    assert summary.completed == 8
+    assert not any((tmp_path / "runs" / ".claims").iterdir())
+    again = run_campaign(tmp_path, CountingRunFn(), runs_per_unit=3)
+    assert again.completed == 3 and again.finished == 11
