@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import time
 
 import pytest
 
@@ -75,3 +76,111 @@ def test_g4_top3_from_missing_g1_is_a_clear_error(tmp_path, capsys):
     argv = [*COMMON, "--top3-from", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]
     assert cli.main(fake_g4, argv) == 2
     assert "no G1 campaign there" in capsys.readouterr().err
+
+
+def test_quick_scales_only_the_synthetic_default():
+    parser, _ = cli.build_parser(FAKE_G1)
+    for dataset, scale in (("synthetic", cli.QUICK_SYNTHETIC_SCALE), ("mirage19", 1.0),
+                           ("flows:/data/t.parquet", 1.0), ("tcbench:/d/x.parquet", 1.0)):
+        args = parser.parse_args(["--dataset", dataset, "--quick"])
+        cli.apply_preset(parser, args, FAKE_G1)
+        assert args.scale == scale, dataset
+        assert (args.folds, args.max_epochs) == (cli.QUICK_PRESET["folds"],
+                                                 cli.QUICK_PRESET["max_epochs"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--runs-per-unit", "0"], "expected a positive integer, got 0"),
+        (["--runs-per-unit", "-2"], "expected a positive integer"),
+        (["--executor", "dask"], "invalid choice: 'dask'"),
+        (["--gpus-per-unit", "-1"], "expected a number >= 0"),
+    ],
+)
+def test_bad_execution_options_are_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(FAKE_G1, [*COMMON, *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_unreachable_ray_address_fails_fast_and_writes_nothing(tmp_path, capsys):
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    started = time.perf_counter()
+    argv = [*COMMON, "--quick", "--executor", "ray", "--ray-address", "127.0.0.1:9",
+            "--out", str(out)]
+    assert cli.main(FAKE_G1, argv) == 2
+    assert time.perf_counter() - started < 30
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot reach Ray at 127.0.0.1:9") and len(err.splitlines()) == 1
+    assert not out.exists()
+    assert cli.main(FAKE_G1, [*COMMON, "--ray-address", "127.0.0.1:9", "--out", str(out)]) == 2
+    assert "--ray-address needs --executor ray" in capsys.readouterr().err
+
+
+def test_slurm_array_variables_pick_the_shard(monkeypatch):
+    parser, _ = cli.build_parser(FAKE_G1)
+    args = parser.parse_args([])
+    assert cli.shard_of(args) == (0, 1)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
+    assert cli.shard_of(args) == (2, 4)
+    assert cli.shard_of(parser.parse_args(["--shard", "1/3"])) == (1, 3)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "4")
+    with pytest.raises(cli.CampaignError, match="numbered from 0"):
+        cli.shard_of(args)
+
+
+def test_report_only_says_what_is_missing(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [*COMMON, "--folds", "3", "--max-epochs", "2", "--augs", "wrap",
+            "--magnitude-folds", "0", "--out", str(out)]
+    assert cli.main(FAKE_G1, argv) == 0
+    (out / "runs" / "wrap__fold001.json").unlink()
+    (out / "runs" / "wrap__fold002.json").unlink()
+    (out / "report.md").unlink()
+    capsys.readouterr()
+    assert cli.main(FAKE_G1, [*argv, "--report-only"]) == 0
+    printed = capsys.readouterr().out
+    assert "runs: 4/6 finished" in printed and "missing wrap: folds 1-2" in printed
+    assert "runs finished: 4 of 6" in (out / "report.md").read_text()
+    assert cli.main(FAKE_G1, [*argv[:-2], "--out", str(tmp_path / "none"), "--report-only"]) == 2
+    assert "holds no campaign" in capsys.readouterr().err
+
+
+def test_pairing_is_recorded_and_reported(tmp_path):
+    out = tmp_path / "out"
+    argv = [*COMMON, "--folds", "2", "--max-epochs", "2", "--augs", "wrap",
+            "--magnitude-folds", "0", "--out", str(out)]
+    assert cli.main(FAKE_G1, [*argv, "--pairing", "seeds"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["pairing"] == "seeds"
+    text = (out / "report.md").read_text()
+    assert "pairing: seeds" in text and "precision: float32" in text
+    assert cli.main(FAKE_G1, argv) == 2  # the default, split, differs from OUT's
+
+
+def test_dry_run_with_a_missing_dataset_is_the_dataset_error(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--dataset", "mirage19", "--data-dir", str(tmp_path / "nowhere"), "--no-progress",
+            "--dry-run", "--out", str(out)]
+    assert cli.main(FAKE_G1, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "mirage19" in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_dry_run_prints_the_plan_and_an_estimate_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--dataset", "synthetic", "--scale", "0.02", "--folds", "3", "--max-epochs", "5",
+            "--batch-size", "64", "--augs", "translation,wrap", "--magnitude-folds", "0",
+            "--runs-per-unit", "2", "--dry-run", "--out", str(out)]
+    assert cli.main(g1.CAMPAIGN, argv) == 0
+    printed = capsys.readouterr().out
+    assert "grid: 3 configurations, 9 runs" in printed
+    assert "units: 6 of up to K = 2 runs" in printed
+    assert "executor: local" in printed and "cpu device(s)" in printed
+    assert "ms per step" in printed and "estimated wall time:" in printed
+    assert not out.exists()
