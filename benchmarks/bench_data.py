@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from jtcaug.data import MirageCuration, export_mirage19, generate, load, read_mirage
-from jtcaug.data.cache import entry_path, source_signature, write_entry
+from jtcaug.data.cache import entry_path, source_identity, source_signature, write_entry
 
 GOALS = {"generation": 10.0, "raw read + curation": 60.0, "cached reload": 2.0}
 
@@ -85,7 +85,7 @@ def main() -> None:
             "t_max": read.t_max,
         }
         entry = entry_path("mirage19", params, cache_dir)
-        write_entry(entry, read)
+        write_entry(entry, read, source=source_identity("mirage19", params))
 
         def reload():
             return load("mirage19", data_dir=work, curation=curation, cache_dir=cache_dir)
