@@ -20,6 +20,9 @@ from jtcaug import T_DEFAULT
 # Readers keep this many leading packets per flow unless told otherwise: MIRAGE-19 stores the
 # first 32 packets of a biflow, and anything past T = 20 only matters to future experiments.
 T_MAX_DEFAULT = 32
+# Sizes are stored as float32; anything at or above this is no packet size (an IPv6
+# jumbogram tops out at 2**32 - 1 bytes) and would overflow or lose meaning in the cast.
+MAX_PACKET_BYTES = 2.0**32
 
 
 class DatasetError(ValueError):
@@ -41,6 +44,9 @@ def parse_json(data: bytes | str, where: str):
         ) from err
     except (UnicodeDecodeError, ValueError) as err:
         raise DatasetError(f"{where}: malformed JSON: {err}") from err
+    except RecursionError as err:
+        # The C decoder recurses once per nesting level; no flow record nests this deep.
+        raise DatasetError(f"{where}: JSON nested too deeply to be a flow record") from err
 
 
 @dataclass(frozen=True, eq=False)

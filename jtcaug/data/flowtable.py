@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from jtcaug.data.flows import (
+    MAX_PACKET_BYTES,
     T_MAX_DEFAULT,
     DatasetError,
     Flows,
@@ -390,9 +391,9 @@ def _directions(parts: list[_Columns], mapping: FieldMapping) -> list[np.ndarray
             signed = part.values[mapping.signed_size_field]
             _require(
                 part,
-                ~np.isfinite(signed) | (signed == 0),
-                f"signed size field {mapping.signed_size_field!r} must be finite and "
-                "non-zero (its sign is the direction)",
+                ~np.isfinite(signed) | (signed == 0) | (np.abs(signed) >= MAX_PACKET_BYTES),
+                f"signed size field {mapping.signed_size_field!r} must be finite, non-zero "
+                f"(its sign is the direction) and below {MAX_PACKET_BYTES:.0f} in magnitude",
             )
             out.append(np.sign(signed).astype(np.int8))
         return out
@@ -483,8 +484,9 @@ def read_flow_table(
             size = part.values[mapping.size_field]
             _require(
                 part,
-                ~np.isfinite(size) | (size < 0),
-                f"size field {mapping.size_field!r} must be finite and >= 0",
+                ~np.isfinite(size) | (size < 0) | (size >= MAX_PACKET_BYTES),
+                f"size field {mapping.size_field!r} must be finite, >= 0 and below "
+                f"{MAX_PACKET_BYTES:.0f} bytes",
             )
             sizes.append(size)
         iats.append(_iats(part, mapping))

@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from jtcaug.data.flows import (
+    MAX_PACKET_BYTES,
     T_MAX_DEFAULT,
     DatasetError,
     Flows,
@@ -351,7 +352,10 @@ def _to_arrays(
                     ) from err
         raise DatasetError(f"{display}: packet lists hold non-numeric values") from None
     checks = (
-        (~np.isfinite(a_payload) | (a_payload < 0), "L4_payload_bytes must be finite and >= 0"),
+        (
+            ~np.isfinite(a_payload) | (a_payload < 0) | (a_payload >= MAX_PACKET_BYTES),
+            f"L4_payload_bytes must be finite, >= 0 and below {MAX_PACKET_BYTES:.0f}",
+        ),
         (~np.isin(a_dir, (0.0, 1.0)), "packet_dir must be 0 or 1"),
         (~np.isfinite(a_iat) | (a_iat < 0), "iat must be finite and >= 0"),
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from jtcaug.data.flows import (
+    MAX_PACKET_BYTES,
     T_MAX_DEFAULT,
     DatasetError,
     Flows,
@@ -74,7 +75,10 @@ def read_tcbench(path: Path, *, t_max: int = T_MAX_DEFAULT) -> Flows:
         if row is not None:
             raise DatasetError(f"{file}: row {row}: {what}")
 
-    require(~np.isfinite(sizes) | (sizes < 0), "pkts_size must be finite and >= 0")
+    require(
+        ~np.isfinite(sizes) | (sizes < 0) | (sizes >= MAX_PACKET_BYTES),
+        f"pkts_size must be finite, >= 0 and below {MAX_PACKET_BYTES:.0f}",
+    )
     require(~np.isin(dirs, (0.0, 1.0)), "pkts_dir must be 0 or 1")
     require(~np.isfinite(times), "timetofirst must be finite")
     starts = offsets[:-1]
