@@ -127,6 +127,8 @@ def _meta_of(flows: Flows, source: str | None) -> str:
             "format": CACHE_FORMAT,
             "source": source,
             "class_names": list(flows.class_names),
+            "group_names": list(flows.group_names) if flows.groups is not None else None,
+            "group_field": flows.group_field,
             "name": flows.name,
             "provenance": flows.provenance,
         },
@@ -136,7 +138,9 @@ def _meta_of(flows: Flows, source: str | None) -> str:
 
 def _checksum(arrays: dict[str, np.ndarray], meta: str) -> str:
     digest = hashlib.sha256(meta.encode())
-    for key in _ARRAYS:
+    for key in (*_ARRAYS, "groups"):
+        if key not in arrays:
+            continue
         arr = np.ascontiguousarray(arrays[key])
         digest.update(f"{key}:{arr.dtype.str}:{arr.shape}\n".encode())
         digest.update(arr.tobytes())
@@ -150,6 +154,8 @@ def write_entry(path: Path, flows: Flows, *, source: str | None = None) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {key: getattr(flows, key) for key in _ARRAYS}
+    if flows.groups is not None:
+        arrays["groups"] = flows.groups
     meta = _meta_of(flows, source)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
@@ -172,6 +178,8 @@ def read_entry(path: Path, *, source: str | None = None) -> Flows:
             if missing:
                 raise CacheCorrupt(f"missing {', '.join(missing)}")
             arrays = {key: npz[key] for key in _ARRAYS}
+            if "groups" in npz.files:
+                arrays["groups"] = npz["groups"]
             meta = str(npz["meta"][()])
             stored = str(npz["checksum"][()])
     except CacheCorrupt:
@@ -186,8 +194,12 @@ def read_entry(path: Path, *, source: str | None = None) -> Flows:
             raise CacheCorrupt(f"format {info.get('format')} != {CACHE_FORMAT}")
         if source is not None and info.get("source") != source:
             raise CacheCorrupt("entry was built from another source")
+        if (info["group_names"] is None) != ("groups" not in arrays):
+            raise CacheCorrupt("groups and group names disagree")
         return Flows(
             **arrays,
+            group_names=tuple(info["group_names"] or ()),
+            group_field=info["group_field"],
             class_names=tuple(info["class_names"]),
             name=info["name"],
             provenance=info["provenance"],
