@@ -15,10 +15,13 @@ import logging
 import sys
 from pathlib import Path
 
+from jtcaug.data.args import add_dataset_arguments, load_from_args
 from jtcaug.data.download import SOURCES, default_data_root, download_dataset
 from jtcaug.data.flows import DatasetError
-from jtcaug.data.registry import add_dataset_arguments, load_from_args
+from jtcaug.data.folds import SPLIT, few_groups
 from jtcaug.data.synthetic import export_mirage19
+
+log = logging.getLogger("jtcaug.data")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +71,13 @@ def format_summary(summary: dict) -> str:
     ]
     width = max((len(n) for n in summary["per_class"]), default=0)
     ranked = sorted(summary["per_class"].items(), key=lambda kv: (-kv[1], kv[0]))
-    lines += [f"  {name:<{width}}  {count:>8}" for name, count in ranked]
+    groups = summary.get("groups_per_class")
+    if groups is not None:
+        lines.insert(6, f"groups    {summary['groups']} ({summary['group_field']})")
+        lines[-1] = f"per class:{'flows':>{width + 2}}{'groups':>8}"
+        lines += [f"  {n:<{width}}  {c:>8}{groups[n]:>8}" for n, c in ranked]
+    else:
+        lines += [f"  {name:<{width}}  {count:>8}" for name, count in ranked]
     return "\n".join(lines)
 
 
@@ -80,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
             flows = load_from_args(args, progress=sys.stderr.isatty())
             summary = flows.summary()
             print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+            if flows.groups is not None and (few := few_groups(flows, len(SPLIT))):
+                log.warning(
+                    "classes with fewer %s groups than the %d parts of a fold cannot appear "
+                    "in every part: %s",
+                    flows.group_field,
+                    len(SPLIT),
+                    ", ".join(few),
+                )
         elif args.command == "download":
             result = download_dataset(
                 args.name,
