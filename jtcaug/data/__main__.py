@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.quiet,
             )
             print(f"archive  {result['archive']} ({result['size']} bytes)")
-            print(f"sha256   {result['sha256']}")
+            print(f"sha256   {result['sha256']} ({result['sha256_origin']})")
             for path in result["extracted"]:
                 print(f"data     {path}")
         elif args.command == "export-synthetic":

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from jtcaug.data.cache import cached_flows, source_signature
-from jtcaug.data.download import default_data_root
+from jtcaug.data.download import default_data_root, verify_archive
 from jtcaug.data.flows import T_MAX_DEFAULT, DatasetError, Flows
 from jtcaug.data.flowtable import (
     FieldMapping,
@@ -119,8 +119,11 @@ def load(
     if name in REAL:
         curation = curation or MirageCuration()
         source = locate_mirage(name, data_dir)
+        signature = source_signature(source)
+        if source.is_file():
+            verify_archive(source, signature["sha256"])
         params = {
-            "source": source_signature(source),
+            "source": signature,
             "curation": [curation.min_packets, curation.min_class_flows],
             "t_max": t_max,
         }
