@@ -110,9 +110,12 @@ def write_layout_table(path: Path, layout: str, n_flows: int, seed: int = 0) -> 
         import pandas as pd
 
         frame = pd.DataFrame(
-            {k: v if k in ("label", "APP", "app") else [
-                "[" + ", ".join(f"{x:g}" for x in row) + "]" for row in v
-            ] for k, v in columns.items()}  # fmt: skip
+            {
+                k: v
+                if k in ("label", "APP", "app")
+                else ["[" + ", ".join(f"{x:g}" for x in row) + "]" for row in v]
+                for k, v in columns.items()
+            }  # fmt: skip
         )
         frame.to_csv(path, index=False)
     else:
@@ -314,8 +317,9 @@ def bench_pcap(args, work: Path) -> None:
         records.append(timed(dpkt_records)[0])
     assert capture.counts["packets"] == n_packets and len(capture.sizes) == n_flows
     table_s, summary = timed(
-        lambda: pcap_to_table([path], work / "bench.parquet", LabelRule(constant="x"),
-                              overwrite=True)  # fmt: skip
+        lambda: pcap_to_table(
+            [path], work / "bench.parquet", LabelRule(constant="x"), overwrite=True
+        )  # fmt: skip
     )
     assert summary["flows"] == n_flows
     raw_s, ours_s, records_s = min(raw), min(ours), min(records)

@@ -132,6 +132,8 @@ def format_summary(summary: dict) -> str:
     ]
     width = max((len(n) for n in summary["per_class"]), default=0)
     ranked = sorted(summary["per_class"].items(), key=lambda kv: (-kv[1], kv[0]))
+    if "predefined_splits" in summary:
+        lines.insert(6, f"splits    {summary['predefined_splits']} predefined (fold i = split i)")
     groups = summary.get("groups_per_class")
     if groups is not None:
         lines.insert(6, f"groups    {summary['groups']} ({summary['group_field']})")

@@ -139,9 +139,7 @@ def _add(parser: argparse.ArgumentParser, prefix: str, positional: bool) -> None
         "override its fields",
     )
     for flag, (attr, kwargs) in _MAPPING_FLAGS.items():
-        table.add_argument(
-            f"--{prefix}{flag[2:]}", dest=f"{dest}{attr}", default=None, **kwargs
-        )
+        table.add_argument(f"--{prefix}{flag[2:]}", dest=f"{dest}{attr}", default=None, **kwargs)
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:

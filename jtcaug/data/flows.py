@@ -197,6 +197,7 @@ class Flows:
             "t_max": self.t_max,
             "per_class": {name: int(c) for name, c in zip(self.class_names, counts, strict=True)},
             **self._group_summary(),
+            **({"predefined_splits": len(self.splits)} if self.splits is not None else {}),
         }
 
     def _group_summary(self) -> dict:

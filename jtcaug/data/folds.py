@@ -216,8 +216,7 @@ def fold_indices(flows: Flows, fold: int) -> tuple[np.ndarray, np.ndarray, np.nd
         few = few_groups(flows, 3)
         if few:
             log.warning(
-                "%s: classes with fewer %s groups than the 3 parts cannot appear in every "
-                "part: %s",
+                "%s: classes with fewer %s groups than the 3 parts cannot appear in every part: %s",
                 flows.name,
                 flows.group_field,
                 ", ".join(few),
@@ -241,7 +240,5 @@ def few_groups(flows: Flows, n_parts: int) -> list[str]:
     """``"name (k)"`` for every class with fewer than ``n_parts`` groups."""
     per_class = flows.group_counts()
     return [
-        f"{name} ({k})"
-        for name, k in zip(flows.class_names, per_class, strict=True)
-        if k < n_parts
+        f"{name} ({k})" for name, k in zip(flows.class_names, per_class, strict=True) if k < n_parts
     ]

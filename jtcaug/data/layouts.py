@@ -236,11 +236,7 @@ def layout_mapping(layout: str, **overrides) -> FieldMapping:
 def detect_layout(columns: set[str]) -> str | None:
     """The layout whose expected fields are all in ``columns`` (the first match), or None."""
     for name, spec in LAYOUTS.items():
-        needed = {
-            v
-            for k, v in spec.items()
-            if k.endswith("_field") and isinstance(v, str)
-        }
+        needed = {v for k, v in spec.items() if k.endswith("_field") and isinstance(v, str)}
         if needed <= columns:
             return name
     return None

@@ -122,9 +122,7 @@ def open_capture(path: Path) -> tuple[int, int, Iterator[tuple[float, bytes]]]:
     )
 
 
-def _pcap_records(
-    path: Path, endian: str, tick: float, size: int
-) -> Iterator[tuple[float, bytes]]:
+def _pcap_records(path: Path, endian: str, tick: float, size: int) -> Iterator[tuple[float, bytes]]:
     if size <= 24:
         return
     record = struct.Struct(endian + "IIII")

@@ -167,6 +167,7 @@ def _read_csv(path: Path, mapping: FieldMapping) -> Columns:
         raise DatasetError(
             f"{path}: missing column(s) {missing}; the file has {list(frame.columns)}"
         )
+
     def locate(i: int) -> str:
         return f"row {i} (line {i + 2})"
 
@@ -337,5 +338,3 @@ def table_columns(path: Path) -> set[str]:
         return set()
     doc = parse_json(path.read_bytes(), str(path))
     return set(doc[0]) if isinstance(doc, list) and doc and isinstance(doc[0], dict) else set()
-
-

@@ -69,9 +69,7 @@ def make_transfer_fold(
         idx_test=seen,
         test_dataset=test_flows.name,
         unseen_test_counts={
-            name: int(c)
-            for name, c in zip(test_flows.class_names, unseen_counts, strict=True)
-            if c
+            name: int(c) for name, c in zip(test_flows.class_names, unseen_counts, strict=True) if c
         },
         idx_test_unseen=unseen,
     )

@@ -36,9 +36,7 @@ def frame(src, dst, sport, dport, payload=b"", *, udp=False, flags=ACK, seq=0):
         )
         ip.len = len(ip)
         ether_type = dpkt.ethernet.ETH_TYPE_IP
-    eth = dpkt.ethernet.Ethernet(
-        src=b"\x02" * 6, dst=b"\x04" * 6, type=ether_type, data=ip
-    )
+    eth = dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, type=ether_type, data=ip)
     return bytes(eth)
 
 

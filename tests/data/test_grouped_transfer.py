@@ -51,9 +51,7 @@ def test_split_groups_worked_example():
     for cls in (0, 1):
         for part in (train, val, test):
             assert (labels[part] == cls).any()
-    assert set(groups[train]).isdisjoint(groups[val]) and set(groups[val]).isdisjoint(
-        groups[test]
-    )
+    assert set(groups[train]).isdisjoint(groups[val]) and set(groups[val]).isdisjoint(groups[test])
 
 
 def test_few_groups_warn_and_still_train(small_synthetic, caplog):

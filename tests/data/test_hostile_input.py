@@ -74,8 +74,18 @@ def test_huge_size_subprocess_prints_no_warning(tmp_path):
     table = tmp_path / "big.json"
     table.write_text(json.dumps([{"label": "a", "s": [1e300, -2.0], "i": [0, 1]}] * 3))
     proc = subprocess.run(
-        [sys.executable, "-m", "jtcaug.data", "info", f"flows:{table}",
-         "--signed-size-field", "s", "--iat-field", "i", "--no-cache"],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "jtcaug.data",
+            "info",
+            f"flows:{table}",
+            "--signed-size-field",
+            "s",
+            "--iat-field",
+            "i",
+            "--no-cache",
+        ],  # fmt: skip
         capture_output=True,
         text=True,
     )

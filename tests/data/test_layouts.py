@@ -252,8 +252,14 @@ def test_test_dataset_flags_mirror_the_dataset_flags(tmp_path):
     add_dataset_arguments(parser)
     add_test_dataset_arguments(parser)
     args = parser.parse_args(
-        ["--dataset", "synthetic", "--test-dataset", f"flows:{path}", "--test-layout",
-         "nfstream"]  # fmt: skip
+        [
+            "--dataset",
+            "synthetic",
+            "--test-dataset",
+            f"flows:{path}",
+            "--test-layout",
+            "nfstream",
+        ]  # fmt: skip
     )
     _check(load_test_from_args(args))
     assert load_test_from_args(parser.parse_args([])) is None

@@ -126,9 +126,10 @@ def test_table_is_read_by_flows_without_flags_and_groups_by_capture(tmp_path):
     # The regex rule on the relative path gives the same labels.
     again = tmp_path / "again.parquet"
     pcap_to_table([root], again, LabelRule(regex=r"^(?P<label>\w+)/"))
-    assert pq.read_table(again).column("label").to_pylist() == pq.read_table(out).column(
-        "label"
-    ).to_pylist()
+    assert (
+        pq.read_table(again).column("label").to_pylist()
+        == pq.read_table(out).column("label").to_pylist()
+    )
 
 
 def test_label_csv_by_five_tuple_either_way_and_by_flow_id(tmp_path):
@@ -138,8 +139,7 @@ def test_label_csv_by_five_tuple_either_way_and_by_flow_id(tmp_path):
     labels = tmp_path / "labels.csv"
     # The first row names the flow server-first; both orientations match.
     labels.write_text(
-        "src_ip,src_port,dst_ip,dst_port,proto,label\n"
-        "93.184.216.34,443,10.0.0.1,40000,tcp,web\n"
+        "src_ip,src_port,dst_ip,dst_port,proto,label\n93.184.216.34,443,10.0.0.1,40000,tcp,web\n"
     )
     out = tmp_path / "t.parquet"
     summary = pcap_to_table([path], out, LabelRule(csv=labels))

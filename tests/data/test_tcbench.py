@@ -104,6 +104,7 @@ def test_tcbench_splits_give_fold_i_as_split_i(tmp_path):
             np.testing.assert_array_equal(got, sorted(position[r] for r in want))
     with pytest.raises(DatasetError, match="holds 2 splits"):
         make_fold(flows, 2)
+    assert flows.summary()["predefined_splits"] == 2
 
 
 def test_bad_tcbench_split_files(tmp_path):
