@@ -291,8 +291,11 @@ def pcap_to_table(
             "iat": pa.array(columns["iat"], pa.list_(pa.float64())),
         }
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    except OSError as err:
+        raise DatasetError(f"--out {out}: cannot write there: {err.strerror}") from err
     os.close(fd)
     try:
         pq.write_table(table, tmp)

@@ -227,6 +227,9 @@ def test_label_rules_and_outputs_are_checked(tmp_path, capsys):
                  "--quiet"]) == 0  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
     assert summary["flows"] == 1 and summary["per_label"] == {"x": 1}
+    below_a_file = out / "t.parquet"
+    err = _cli_error(capsys, ["from-pcap", str(path), "--out", str(below_a_file), "--label", "x"])
+    assert err.startswith(f"error: --out {below_a_file}: cannot write there")
 
 
 def test_vlan_tag_and_fragments_and_other_protocols(tmp_path):
