@@ -22,7 +22,7 @@ from jtcaug.data.flows import DatasetError, Flows
 log = logging.getLogger("jtcaug.data")
 
 # Bump when the curation code or the entry layout changes: old entries then stop matching.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _ARRAYS = ("sizes", "directions", "iats", "n_packets", "labels")
 
 
@@ -35,25 +35,32 @@ def default_cache_dir() -> Path:
 
 
 def source_signature(path: Path) -> dict:
-    """What identifies a source's content cheaply: resolved path, sizes and mtimes.
+    """What identifies a source's content: resolved path, sizes and SHA-256 of the bytes.
 
-    A directory is summarized over every file below it, so adding, removing or rewriting
-    any capture file invalidates the entry.
+    Size and mtime alone are not enough: ``cp -p``, ``rsync -t`` and tar extraction restore
+    the mtime of a rewritten file. A directory is summarized over every file below it (its
+    relative path, size and content hash), so adding, removing or rewriting any capture
+    file invalidates the entry.
     """
     path = Path(path).resolve()
     if path.is_file():
-        st = path.stat()
-        return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        return {"path": str(path), "size": path.stat().st_size, "sha256": _file_sha256(path)}
     digest = hashlib.sha256()
     n_files = 0
     for root, dirs, files in os.walk(path):
         dirs.sort()
         for name in sorted(files):
-            st = os.stat(os.path.join(root, name))
-            rel = os.path.relpath(os.path.join(root, name), path)
-            digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, path)
+            size = os.stat(full).st_size
+            digest.update(f"{rel}\0{size}\0{_file_sha256(Path(full))}\n".encode())
             n_files += 1
-    return {"path": str(path), "files": n_files, "listing_sha256": digest.hexdigest()}
+    return {"path": str(path), "files": n_files, "content_sha256": digest.hexdigest()}
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def cache_key(kind: str, params: dict) -> str:
@@ -82,15 +89,16 @@ def cached_flows(
     if not enabled:
         return build()
     path = entry_path(kind, params, cache_dir)
+    source = source_identity(kind, params)
     if path.exists():
         try:
-            return read_entry(path)
+            return read_entry(path, source=source)
         except CacheCorrupt as err:
             log.warning("corrupt cache file %s (%s); rebuilding it", path, err)
             path.unlink(missing_ok=True)
     flows = build()
     try:
-        write_entry(path, flows)
+        write_entry(path, flows, source=source)
     except OSError as err:
         # A read-only or full cache dir must not fail the load that already succeeded.
         log.warning("could not write cache file %s (%s); continuing without it", path, err)
@@ -107,11 +115,20 @@ class CacheCorrupt(Exception):
     """A cache entry that cannot be trusted (unreadable, incomplete or checksum mismatch)."""
 
 
-def _meta_of(flows: Flows) -> str:
+def source_identity(kind: str, params: dict) -> str:
+    """The full key material an entry is built from; recorded in it and compared on a hit,
+    so an entry copied over another one's file name is caught."""
+    return json.dumps({"kind": kind, **params}, sort_keys=True)
+
+
+def _meta_of(flows: Flows, source: str | None) -> str:
     return json.dumps(
         {
             "format": CACHE_FORMAT,
+            "source": source,
             "class_names": list(flows.class_names),
+            "group_names": list(flows.group_names) if flows.groups is not None else None,
+            "group_field": flows.group_field,
             "name": flows.name,
             "provenance": flows.provenance,
         },
@@ -121,18 +138,25 @@ def _meta_of(flows: Flows) -> str:
 
 def _checksum(arrays: dict[str, np.ndarray], meta: str) -> str:
     digest = hashlib.sha256(meta.encode())
-    for key in _ARRAYS:
+    for key in (*_ARRAYS, "groups"):
+        if key not in arrays:
+            continue
         arr = np.ascontiguousarray(arrays[key])
         digest.update(f"{key}:{arr.dtype.str}:{arr.shape}\n".encode())
         digest.update(arr.tobytes())
     return digest.hexdigest()
 
 
-def write_entry(path: Path, flows: Flows) -> None:
-    """Writes ``flows`` atomically (temp file in the same directory, then ``os.replace``)."""
+def write_entry(path: Path, flows: Flows, *, source: str | None = None) -> None:
+    """Writes ``flows`` atomically (temp file in the same directory, then ``os.replace``).
+
+    ``source`` is the identity of what the entry was built from (``read_entry`` checks it).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {key: getattr(flows, key) for key in _ARRAYS}
-    meta = _meta_of(flows)
+    if flows.groups is not None:
+        arrays["groups"] = flows.groups
+    meta = _meta_of(flows, source)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -145,14 +169,17 @@ def write_entry(path: Path, flows: Flows) -> None:
         raise
 
 
-def read_entry(path: Path) -> Flows:
-    """Reads and verifies one entry; raises ``CacheCorrupt`` on any defect."""
+def read_entry(path: Path, *, source: str | None = None) -> Flows:
+    """Reads and verifies one entry; raises ``CacheCorrupt`` on any defect, or when
+    ``source`` is given and differs from the identity the entry recorded."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in (*_ARRAYS, "meta", "checksum") if k not in npz.files]
             if missing:
                 raise CacheCorrupt(f"missing {', '.join(missing)}")
             arrays = {key: npz[key] for key in _ARRAYS}
+            if "groups" in npz.files:
+                arrays["groups"] = npz["groups"]
             meta = str(npz["meta"][()])
             stored = str(npz["checksum"][()])
     except CacheCorrupt:
@@ -165,8 +192,14 @@ def read_entry(path: Path) -> Flows:
         info = json.loads(meta)
         if info.get("format") != CACHE_FORMAT:
             raise CacheCorrupt(f"format {info.get('format')} != {CACHE_FORMAT}")
+        if source is not None and info.get("source") != source:
+            raise CacheCorrupt("entry was built from another source")
+        if (info["group_names"] is None) != ("groups" not in arrays):
+            raise CacheCorrupt("groups and group names disagree")
         return Flows(
             **arrays,
+            group_names=tuple(info["group_names"] or ()),
+            group_field=info["group_field"],
             class_names=tuple(info["class_names"]),
             name=info["name"],
             provenance=info["provenance"],

@@ -31,8 +31,12 @@ CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class Source:
-    """A public archive; size / sha256 are None where no published value could be found
-    (then the hash of what was fetched is printed and recorded beside the file)."""
+    """A public archive; size / sha256 are None where the publisher gives no value.
+
+    Then the SHA-256 of the first download is recorded beside the archive
+    (``<archive>.sha256``) and every later download or load of the archive is checked
+    against it (trust on first use); a pinned value here always wins over the record.
+    """
 
     url: str
     file_name: str
@@ -40,10 +44,13 @@ class Source:
     sha256: str | None = None
 
 
+# The MIRAGE pages (traffic.comics.unina.it/mirage) publish no checksum or size for either
+# archive, so none is pinned: the first download records its hash.
 SOURCES = {
     name: Source(url=BASE_URL + ARCHIVE_NAME[name], file_name=ARCHIVE_NAME[name])
     for name in ("mirage19", "mirage22")
 }
+MISMATCH_SUFFIX = ".sha256-mismatch"
 
 
 def default_data_root() -> Path:
@@ -148,17 +155,67 @@ def _finish(part: Path, dest: Path, size: int | None, sha256: str | None) -> str
 
 
 def _verify(path: Path, size: int | None, sha256: str | None, *, keep: bool) -> str:
+    """Checks size and hash; a mismatch deletes a fresh download, or sets aside a file that
+    was already in place (``keep``), so that it is never used again."""
     actual_size = path.stat().st_size
     if size is not None and actual_size != size:
-        if not keep:
-            path.unlink()
-        raise DatasetError(f"{path}: size {actual_size} bytes, expected {size}")
+        where = _set_aside(path) if keep else path.unlink()
+        raise DatasetError(
+            f"{path}: size {actual_size} bytes, expected {size}"
+            + (f"; moved aside to {where}, not used" if where else "")
+        )
     digest = sha256_of(path)
     if sha256 is not None and digest != sha256.lower():
-        if not keep:
-            path.unlink()
-        raise DatasetError(f"{path}: SHA-256 {digest}, expected {sha256.lower()}")
+        where = _set_aside(path) if keep else path.unlink()
+        raise DatasetError(
+            f"{path}: SHA-256 {digest}, expected {sha256.lower()}"
+            + (f"; moved aside to {where}, not used" if where else "")
+        )
     return digest
+
+
+def _set_aside(path: Path) -> Path:
+    aside = path.with_name(path.name + MISMATCH_SUFFIX)
+    os.replace(path, aside)
+    return aside
+
+
+def sidecar_of(archive: Path) -> Path:
+    return Path(archive).with_name(Path(archive).name + ".sha256")
+
+
+def expected_sha256(archive: Path) -> tuple[str | None, str]:
+    """The SHA-256 ``archive`` must have and where it comes from: pinned in ``SOURCES``,
+    else recorded on first download (``<archive>.sha256``), else ``(None, "none")``."""
+    archive = Path(archive)
+    for source in SOURCES.values():
+        if source.file_name == archive.name and source.sha256:
+            return source.sha256.lower(), "pinned"
+    sidecar = sidecar_of(archive)
+    if sidecar.is_file():
+        words = sidecar.read_text(errors="replace").split()
+        if words and len(words[0]) == 64:
+            return words[0].lower(), "recorded on first download"
+    return None, "none"
+
+
+def verify_archive(archive: Path, actual: str | None = None) -> str | None:
+    """Checks a known archive before it is read; a mismatch sets the file aside.
+
+    ``actual``: the file's SHA-256 if already computed. Returns the expected hash (None
+    where nothing is pinned or recorded).
+    """
+    expected, origin = expected_sha256(archive)
+    if expected is None:
+        return None
+    actual = actual or sha256_of(archive)
+    if actual != expected:
+        aside = _set_aside(Path(archive))
+        raise DatasetError(
+            f"{archive}: SHA-256 {actual} does not match the {origin} {expected}; moved "
+            f"aside to {aside}, not used (download it again)"
+        )
+    return expected
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,8 +302,9 @@ def download_dataset(
 ) -> dict:
     """Downloads (and extracts) ``mirage19`` / ``mirage22`` under ``<root>/<name>/``.
 
-    Returns ``{archive, sha256, size, extracted}``; the hash is also written to
-    ``<archive>.sha256`` so later runs and users can compare.
+    Returns ``{archive, sha256, sha256_origin, size, extracted}``. Where no hash is pinned
+    or recorded yet, this download's hash is written to ``<archive>.sha256``; every later
+    download and every load of the archive must match it.
     """
     if name not in SOURCES:
         raise DatasetError(
@@ -255,17 +313,24 @@ def download_dataset(
     source = SOURCES[name]
     folder = Path(root if root is not None else default_data_root()) / name
     archive = folder / source.file_name
+    expected, origin = expected_sha256(archive)
+    if sha256 is not None and expected is not None and sha256.lower() != expected:
+        raise DatasetError(
+            f"--sha256 {sha256.lower()} differs from the {origin} {expected} of {archive}"
+        )
     digest = fetch(
         url or source.url,
         archive,
         size=source.size if url is None else None,
-        sha256=sha256 or source.sha256,
+        sha256=sha256 or expected,
         progress=progress,
     )
-    sidecar = archive.with_name(archive.name + ".sha256")
-    tmp = sidecar.with_name(sidecar.name + ".tmp")
-    tmp.write_text(f"{digest}  {archive.name}\n")
-    os.replace(tmp, sidecar)
+    if expected is None:
+        origin = "given with --sha256" if sha256 else "recorded now: the publisher gives none"
+        sidecar = sidecar_of(archive)
+        tmp = sidecar.with_name(sidecar.name + ".tmp")
+        tmp.write_text(f"{digest}  {archive.name}\n")
+        os.replace(tmp, sidecar)
     extracted: list[Path] = []
     if do_extract:
         from jtcaug.data.mirage import EXTRACTED_DIR
@@ -277,6 +342,7 @@ def download_dataset(
     return {
         "archive": str(archive),
         "sha256": digest,
+        "sha256_origin": origin,
         "size": archive.stat().st_size,
         "extracted": [str(p) for p in extracted],
     }

@@ -7,6 +7,7 @@ no reader loops over packets in Python.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -20,6 +21,9 @@ from jtcaug import T_DEFAULT
 # Readers keep this many leading packets per flow unless told otherwise: MIRAGE-19 stores the
 # first 32 packets of a biflow, and anything past T = 20 only matters to future experiments.
 T_MAX_DEFAULT = 32
+# Sizes are stored as float32; anything at or above this is no packet size (an IPv6
+# jumbogram tops out at 2**32 - 1 bytes) and would overflow or lose meaning in the cast.
+MAX_PACKET_BYTES = 2.0**32
 
 
 class DatasetError(ValueError):
@@ -41,6 +45,9 @@ def parse_json(data: bytes | str, where: str):
         ) from err
     except (UnicodeDecodeError, ValueError) as err:
         raise DatasetError(f"{where}: malformed JSON: {err}") from err
+    except RecursionError as err:
+        # The C decoder recurses once per nesting level; no flow record nests this deep.
+        raise DatasetError(f"{where}: JSON nested too deeply to be a flow record") from err
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,6 +67,12 @@ class Flows:
       name: short, path-free dataset name (``mirage19``, ``synthetic-mirage19``, ...); part of
         the identity that seeds the folds.
       provenance: JSON-ready description of the source and its curation.
+      groups: ``(N,)`` int32 group id of every flow (a capture file, session or device) in
+        ``[0, len(group_names))``, or None. When set, folds keep each group in one part.
+      group_names: the name of each group id.
+      group_field: what the groups are (``capture_file``, a table field, ...).
+      splits: predefined folds (tcbench's split file): per fold, ``(train, val, test)``
+        int64 row indices; None = folds are drawn (``folds.make_fold``).
     """
 
     sizes: np.ndarray
@@ -70,6 +83,10 @@ class Flows:
     class_names: tuple[str, ...]
     name: str
     provenance: dict = field(default_factory=dict)
+    groups: np.ndarray | None = None
+    group_names: tuple[str, ...] = ()
+    group_field: str | None = None
+    splits: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...] | None = None
 
     def __post_init__(self) -> None:
         coerce = {
@@ -82,6 +99,9 @@ class Flows:
         for attr, dtype in coerce.items():
             object.__setattr__(self, attr, np.ascontiguousarray(getattr(self, attr), dtype))
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+        if self.groups is not None:
+            object.__setattr__(self, "groups", np.ascontiguousarray(self.groups, np.int32))
+            object.__setattr__(self, "group_names", tuple(str(g) for g in self.group_names))
         _check_flows(self)
 
     @property
@@ -106,7 +126,8 @@ class Flows:
         return np.bincount(self.labels, minlength=self.n_classes).astype(np.int64)
 
     def subset(self, index: np.ndarray) -> Flows:
-        """The flows at ``index`` (int array or bool mask), same classes and name."""
+        """The flows at ``index`` (int array or bool mask), same classes, groups and name;
+        predefined splits do not carry over (their indices refer to the whole set)."""
         return Flows(
             sizes=self.sizes[index],
             directions=self.directions[index],
@@ -116,7 +137,30 @@ class Flows:
             class_names=self.class_names,
             name=self.name,
             provenance=self.provenance,
+            groups=None if self.groups is None else self.groups[index],
+            group_names=self.group_names,
+            group_field=self.group_field,
         )
+
+    def with_groups(
+        self, groups: np.ndarray | None, group_names: Sequence[str] = (), field: str | None = None
+    ) -> Flows:
+        """The same flows with other (or no) groups."""
+        return dataclasses.replace(
+            self, groups=groups, group_names=tuple(group_names), group_field=field
+        )
+
+    def with_splits(self, splits) -> Flows:
+        """The same flows with predefined ``(train, val, test)`` splits (or None)."""
+        return dataclasses.replace(self, splits=splits)
+
+    def group_counts(self) -> np.ndarray:
+        """``(C,)`` int64 distinct groups per class (0 everywhere without groups)."""
+        out = np.zeros(self.n_classes, np.int64)
+        if self.groups is not None and self.n_flows:
+            pairs = np.unique(np.stack([self.labels, self.groups]), axis=1)
+            out += np.bincount(pairs[0], minlength=self.n_classes)
+        return out
 
     @cached_property
     def identity(self) -> str:
@@ -130,6 +174,10 @@ class Flows:
         digest.update(self.name.encode())
         digest.update(json.dumps(list(self.class_names)).encode())
         digest.update(self.labels.astype("<i4").tobytes())
+        if self.groups is not None:
+            # Grouped folds depend on the groups too; ungrouped identities stay as they were.
+            digest.update(f"groups:{self.group_field}".encode())
+            digest.update(self.groups.astype("<i4").tobytes())
         return f"{self.name}:{digest.hexdigest()[:16]}"
 
     def summary(self) -> dict:
@@ -148,6 +196,20 @@ class Flows:
             "mean_packets_per_flow": float(self.n_packets.mean()) if self.n_flows else 0.0,
             "t_max": self.t_max,
             "per_class": {name: int(c) for name, c in zip(self.class_names, counts, strict=True)},
+            **self._group_summary(),
+            **({"predefined_splits": len(self.splits)} if self.splits is not None else {}),
+        }
+
+    def _group_summary(self) -> dict:
+        if self.groups is None:
+            return {}
+        per_class = self.group_counts()
+        return {
+            "group_field": self.group_field,
+            "groups": len(self.group_names),
+            "groups_per_class": {
+                name: int(c) for name, c in zip(self.class_names, per_class, strict=True)
+            },
         }
 
 
@@ -181,6 +243,11 @@ def _check_flows(f: Flows) -> None:
         raise DatasetError(f"{f.name}: every flow needs >= 1 packet and n_packets >= stored ones")
     if n and (f.labels.min() < 0 or f.labels.max() >= len(f.class_names)):
         raise DatasetError(f"{f.name}: labels must lie in [0, {len(f.class_names)})")
+    if f.groups is not None:
+        if f.groups.shape != (n,):
+            raise DatasetError(f"{f.name}: groups {f.groups.shape} must be ({n},)")
+        if n and (f.groups.min() < 0 or f.groups.max() >= len(f.group_names)):
+            raise DatasetError(f"{f.name}: group ids must lie in [0, {len(f.group_names)})")
 
 
 def flows_from_flat(
@@ -195,6 +262,9 @@ def flows_from_flat(
     name: str,
     provenance: dict,
     t_max: int = T_MAX_DEFAULT,
+    groups: np.ndarray | None = None,
+    group_names: Sequence[str] = (),
+    group_field: str | None = None,
 ) -> Flows:
     """Builds ``Flows`` from flat per-packet arrays of ragged flows.
 
@@ -204,6 +274,7 @@ def flows_from_flat(
       offsets: ``(N + 1,)`` flow ``i`` owns packets ``offsets[i]:offsets[i + 1]``.
       n_packets: ``(N,)`` true counts, or None to use the flat lengths.
       labels: ``(N,)`` class ids.
+      groups, group_names, group_field: optional ``(N,)`` group ids and their meaning.
     """
     lengths = np.diff(offsets)
     if n_packets is None:
@@ -217,6 +288,9 @@ def flows_from_flat(
         class_names=tuple(class_names),
         name=name,
         provenance=provenance,
+        groups=groups,
+        group_names=tuple(group_names),
+        group_field=group_field,
     )
 
 

@@ -8,9 +8,12 @@ with one of those extensions directly inside it, sorted by name, except the
 ``--label-names`` file) or a glob pattern (``data/*.jsonl``); the flows of all files are
 concatenated in that order.
 
-Field mapping: the label, plus either ``size`` + ``direction`` fields or one ``signed size``
-field (sign = direction), plus either per-packet ``iat`` (seconds since the previous packet)
-or ``time`` (timestamps in seconds; IAT = first difference). Direction values:
+Field mapping (``layouts.FieldMapping``, or a named ``--layout``): the label, plus either
+``size`` + ``direction`` fields, one ``signed size`` field (sign = direction) or CESNET's
+``PPI`` triple, plus either per-packet ``iat`` (time since the previous packet) or ``time``
+(timestamps; IAT = first difference), both in ``--iat-unit`` (s, ms or us). With
+``--pad-value V`` the positions whose direction (or signed size) is V are padding: they
+must trail the real packets and are dropped before anything else. Direction values:
 
 - signed sizes: positive -> +1, negative -> -1 (0 is an error: it has no direction);
 - ``--dir-convention signed``: the field holds +1 / -1 as they are;
@@ -24,15 +27,12 @@ or ``time`` (timestamps in seconds; IAT = first difference). Direction values:
 
 from __future__ import annotations
 
-import glob
-import itertools
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from jtcaug.data.flows import (
+    MAX_PACKET_BYTES,
     T_MAX_DEFAULT,
     DatasetError,
     Flows,
@@ -40,269 +40,30 @@ from jtcaug.data.flows import (
     flows_from_flat,
     parse_json,
 )
+from jtcaug.data.layouts import (
+    DIR_CONVENTIONS,
+    IAT_UNITS,
+    FieldMapping,
+    detect_layout,
+    layout_mapping,
+)
+from jtcaug.data.tableio import (
+    TABLE_SUFFIXES,
+    Columns,
+    list_column,
+    read_columns,
+    resolve_table_paths,
+    table_columns,
+)
 
-TABLE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet", ".pq")
-DIR_CONVENTIONS = ("auto", "signed", "zero-one")
-
-
-@dataclass(frozen=True)
-class FieldMapping:
-    """Which record field holds what (command line: ``--label-field`` etc.).
-
-    Attributes:
-      label_field: the class of the flow (string name or integer id).
-      label_names: path of a JSON object ``{name: id}``, or that object; None: classes are
-        the distinct label values, sorted.
-      size_field, dir_field: per-packet sizes (bytes, >= 0) and directions.
-      dir_convention: how ``dir_field`` values map to +1/-1 (module docstring).
-      signed_size_field: per-packet signed sizes, instead of size + direction.
-      iat_field: per-packet IATs (s); or time_field: per-packet timestamps (s).
-    """
-
-    label_field: str = "label"
-    label_names: str | Path | dict | None = None
-    size_field: str | None = None
-    dir_field: str | None = None
-    dir_convention: str = "auto"
-    iat_field: str | None = None
-    time_field: str | None = None
-    signed_size_field: str | None = None
-
-    def __post_init__(self) -> None:
-        split = self.size_field is not None or self.dir_field is not None
-        if self.signed_size_field is not None and split:
-            raise DatasetError(
-                "give either --signed-size-field or --size-field with --dir-field, not both"
-            )
-        if self.signed_size_field is None and (self.size_field is None or self.dir_field is None):
-            raise DatasetError(
-                "a flow table needs --signed-size-field, or both --size-field and --dir-field"
-            )
-        if (self.iat_field is None) == (self.time_field is None):
-            raise DatasetError("a flow table needs exactly one of --iat-field or --time-field")
-        if self.dir_convention not in DIR_CONVENTIONS:
-            raise DatasetError(
-                f"--dir-convention must be one of {DIR_CONVENTIONS}, got {self.dir_convention!r}"
-            )
-
-    @property
-    def packet_fields(self) -> tuple[str, ...]:
-        """Per-packet list fields, in a fixed order: sizes, directions (if any), times."""
-        sizes = (
-            (self.signed_size_field,)
-            if self.signed_size_field
-            else (self.size_field, self.dir_field)
-        )
-        return (*sizes, self.iat_field or self.time_field)
-
-    def describe(self) -> dict:
-        """JSON-ready form (for provenance and cache keys)."""
-        out = asdict(self)
-        if isinstance(self.label_names, Path):
-            out["label_names"] = str(self.label_names)
-        return out
-
-
-def resolve_table_paths(spec: str | Path, exclude: Sequence[Path] = ()) -> list[Path]:
-    """The table files that ``flows:PATH`` names (a file, a directory or a glob)."""
-    spec_str = str(spec)
-    excluded = {Path(p).resolve() for p in exclude}
-    if any(ch in spec_str for ch in "*?["):
-        paths = [Path(p) for p in sorted(glob.glob(spec_str)) if Path(p).is_file()]
-        where = f"pattern {spec_str!r}"
-    elif Path(spec_str).is_dir():
-        paths = sorted(p for p in Path(spec_str).iterdir() if p.is_file())
-        where = f"directory {spec_str}"
-    elif Path(spec_str).is_file():
-        return [Path(spec_str)]
-    else:
-        raise DatasetError(f"flows:{spec_str}: no such file or directory")
-    paths = [p for p in paths if p.suffix.lower() in TABLE_SUFFIXES and p.resolve() not in excluded]
-    if not paths:
-        raise DatasetError(
-            f"flows:{spec_str}: {where} holds no flow table ({', '.join(TABLE_SUFFIXES)})"
-        )
-    return paths
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading one file into columns.
-
-
-@dataclass
-class _Columns:
-    """One file's content: labels and, per packet field, flat values with offsets."""
-
-    path: Path
-    labels: list
-    values: dict[str, np.ndarray]
-    offsets: np.ndarray
-    locate: Callable[[int], str]  # record index -> "record 3" / "line 4" / "row 2"
-
-
-def _read_columns(path: Path, mapping: FieldMapping) -> _Columns:
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return _read_parquet(path, mapping)
-    if suffix == ".csv":
-        return _read_csv(path, mapping)
-    if suffix in (".jsonl", ".ndjson"):
-        records = []
-        with path.open("rb") as fh:
-            for line_no, line in enumerate(fh, 1):
-                if line.strip():
-                    records.append((line_no, parse_json(line, f"{path}: line {line_no}")))
-        lines = [n for n, _ in records]
-        return _from_records(path, [r for _, r in records], mapping, lambda i: f"line {lines[i]}")
-    if suffix == ".json":
-        doc = parse_json(path.read_bytes(), str(path))
-        if not isinstance(doc, list):
-            raise DatasetError(
-                f"{path}: expected a JSON list of flow records, got {type(doc).__name__}"
-            )
-        return _from_records(path, doc, mapping, lambda i: f"record {i}")
-    raise DatasetError(f"{path}: unsupported table type {suffix!r}; use {TABLE_SUFFIXES}")
-
-
-def _from_records(
-    path: Path, records: list, mapping: FieldMapping, locate: Callable[[int], str]
-) -> _Columns:
-    needed = (mapping.label_field, *mapping.packet_fields)
-    for i, rec in enumerate(records):
-        if not isinstance(rec, dict):
-            raise DatasetError(f"{path}: {locate(i)}: expected an object, got {type(rec).__name__}")
-        missing = [f for f in needed if f not in rec]
-        if missing:
-            raise DatasetError(
-                f"{path}: {locate(i)}: missing field(s) {missing}; the record has "
-                f"{sorted(rec)} (see --label-field / --size-field / ... )"
-            )
-    lists = {f: [rec[f] for rec in records] for f in mapping.packet_fields}
-    offsets = _check_lists(path, lists, locate)
-    values = {}
-    for field, per_record in lists.items():
-        try:
-            values[field] = np.fromiter(
-                itertools.chain.from_iterable(per_record), np.float64, count=int(offsets[-1])
-            )
-        except (TypeError, ValueError):
-            for i, seq in enumerate(per_record):
-                try:
-                    np.asarray(seq, np.float64)
-                except (TypeError, ValueError) as err:
-                    raise DatasetError(
-                        f"{path}: {locate(i)}: field {field!r} holds non-numeric values ({err})"
-                    ) from err
-            raise DatasetError(f"{path}: field {field!r} holds non-numeric values") from None
-    labels = [rec[mapping.label_field] for rec in records]
-    return _Columns(path, labels, values, offsets, locate)
-
-
-def _check_lists(path: Path, lists: dict[str, list], locate) -> np.ndarray:
-    """Every per-packet field is a non-empty list, all of one length per record."""
-    fields = list(lists)
-    n_records = len(lists[fields[0]])
-    lengths = np.zeros(n_records, np.int64)
-    for i in range(n_records):
-        row = [lists[f][i] for f in fields]
-        bad = [f for f, v in zip(fields, row, strict=True) if not isinstance(v, list)]
-        if bad:
-            raise DatasetError(f"{path}: {locate(i)}: field(s) {bad} must be lists of numbers")
-        sizes = {f: len(v) for f, v in zip(fields, row, strict=True)}
-        if len(set(sizes.values())) != 1:
-            raise DatasetError(f"{path}: {locate(i)}: packet lists differ in length {sizes}")
-        lengths[i] = len(row[0])
-        if lengths[i] == 0:
-            raise DatasetError(f"{path}: {locate(i)}: the flow has no packets")
-    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-
-
-def _read_csv(path: Path, mapping: FieldMapping) -> _Columns:
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DatasetError(f"{path}: malformed CSV: {err}") from err
-    missing = [f for f in (mapping.label_field, *mapping.packet_fields) if f not in frame]
-    if missing:
-        raise DatasetError(
-            f"{path}: missing column(s) {missing}; the file has {list(frame.columns)}"
-        )
-    records = frame.to_dict("records")
-
-    def locate(i: int) -> str:
-        return f"row {i} (line {i + 2})"
-
-    for i, rec in enumerate(records):
-        for field in mapping.packet_fields:
-            cell = rec[field]
-            if not isinstance(cell, str):
-                raise DatasetError(
-                    f"{path}: {locate(i)}: column {field!r} must hold a JSON list, got {cell!r}"
-                )
-            rec[field] = parse_json(cell.encode(), f"{path}: {locate(i)}: column {field!r}")
-        rec[mapping.label_field] = _python_scalar(rec[mapping.label_field])
-    return _from_records(path, records, mapping, locate)
-
-
-def _read_parquet(path: Path, mapping: FieldMapping) -> _Columns:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    fields = (mapping.label_field, *mapping.packet_fields)
-    try:
-        schema = pq.read_schema(path)
-        missing = [f for f in fields if f not in schema.names]
-        if missing:
-            raise DatasetError(f"{path}: missing column(s) {missing}; the file has {schema.names}")
-        table = pq.read_table(path, columns=list(dict.fromkeys(fields)))
-    except (pa.ArrowException, OSError) as err:
-        raise DatasetError(f"{path}: unreadable Parquet file: {err}") from err
-
-    def locate(i: int) -> str:
-        return f"row {i}"
-
-    values, offsets = {}, None
-    for field in mapping.packet_fields:
-        flat, field_offsets = list_column(table, field, path)
-        if offsets is not None and not np.array_equal(offsets, field_offsets):
-            row = int(np.flatnonzero(np.diff(offsets) != np.diff(field_offsets))[0])
-            raise DatasetError(f"{path}: {locate(row)}: packet lists differ in length")
-        values[field], offsets = flat, field_offsets
-    empty = np.flatnonzero(np.diff(offsets) == 0)
-    if empty.size:
-        raise DatasetError(f"{path}: {locate(int(empty[0]))}: the flow has no packets")
-    labels = table.column(mapping.label_field).to_pylist()
-    return _Columns(path, labels, values, offsets, locate)
-
-
-def list_column(table, field: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Flat float64 values and ``(N + 1,)`` offsets of a Parquet list column."""
-    import pyarrow as pa
-
-    column = table.column(field).combine_chunks()
-    if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
-        raise DatasetError(f"{path}: column {field!r} must be a list column, got {column.type}")
-    if column.null_count:
-        row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
-        raise DatasetError(f"{path}: row {row}: column {field!r} is null")
-    offsets = column.offsets.to_numpy().astype(np.int64)
-    flat = column.flatten()
-    if flat.null_count:
-        bad = np.flatnonzero(flat.is_null().to_numpy(zero_copy_only=False))[0]
-        row = int(np.searchsorted(offsets - offsets[0], bad, side="right") - 1)
-        raise DatasetError(f"{path}: row {row}: column {field!r} holds a null value")
-    try:
-        values = flat.cast(pa.float64()).to_numpy()
-    except pa.ArrowException as err:
-        raise DatasetError(f"{path}: column {field!r} holds non-numeric values ({err})") from err
-    return values, offsets - offsets[0]
-
-
-def _python_scalar(value):
-    return value.item() if isinstance(value, np.generic) else value
-
+__all__ = [
+    "DIR_CONVENTIONS",
+    "TABLE_SUFFIXES",
+    "FieldMapping",
+    "list_column",
+    "read_flow_table",
+    "resolve_table_paths",
+]
 
 # ---------------------------------------------------------------------------------------------
 # Columns -> Flows.
@@ -334,7 +95,7 @@ def _label_table(mapping: FieldMapping) -> dict[str, int] | None:
     return table
 
 
-def _encode_labels(parts: list[_Columns], mapping: FieldMapping) -> tuple[np.ndarray, tuple]:
+def _encode_labels(parts: list[Columns], mapping: FieldMapping) -> tuple[np.ndarray, tuple]:
     """Class ids ``0..C-1`` of every flow, and the class names."""
     table = _label_table(mapping)
     raw = [label for part in parts for label in part.labels]
@@ -382,7 +143,7 @@ def _encode_labels(parts: list[_Columns], mapping: FieldMapping) -> tuple[np.nda
     return out, tuple(str(n) for n in names)
 
 
-def _directions(parts: list[_Columns], mapping: FieldMapping) -> list[np.ndarray]:
+def _directions(parts: list[Columns], mapping: FieldMapping) -> list[np.ndarray]:
     """+1/-1 directions per part, validated; errors name the first offending record."""
     if mapping.signed_size_field:
         out = []
@@ -390,14 +151,15 @@ def _directions(parts: list[_Columns], mapping: FieldMapping) -> list[np.ndarray
             signed = part.values[mapping.signed_size_field]
             _require(
                 part,
-                ~np.isfinite(signed) | (signed == 0),
-                f"signed size field {mapping.signed_size_field!r} must be finite and "
-                "non-zero (its sign is the direction)",
+                ~np.isfinite(signed) | (signed == 0) | (np.abs(signed) >= MAX_PACKET_BYTES),
+                f"signed size field {mapping.signed_size_field!r} must be finite, non-zero "
+                f"(its sign is the direction) and below {MAX_PACKET_BYTES:.0f} in magnitude"
+                f"{_PAD_HINT if mapping.pad_value is None else ''}",
             )
             out.append(np.sign(signed).astype(np.int8))
         return out
-    field = mapping.dir_field
-    convention = mapping.dir_convention
+    field = mapping.dir_key
+    convention = mapping.effective_dir_convention
     if convention == "auto":
         seen = set()
         for part in parts:
@@ -421,29 +183,63 @@ def _directions(parts: list[_Columns], mapping: FieldMapping) -> list[np.ndarray
             part,
             ~np.isin(values, allowed),
             f"direction field {field!r} must hold {allowed[0]:g}/{allowed[1]:g} "
-            f"({convention} convention)",
+            f"({convention} convention){_PAD_HINT if mapping.pad_value is None else ''}",
         )
         out.append((values if convention == "signed" else 1.0 - 2.0 * values).astype(np.int8))
     return out
 
 
-def _require(part: _Columns, bad: np.ndarray, what: str) -> None:
+_PAD_HINT = "; if another value pads the sequences, say --pad-value (or a --layout)"
+
+
+def _require(part: Columns, bad: np.ndarray, what: str) -> None:
     record = first_bad_segment(bad, part.offsets)
     if record is not None:
         raise DatasetError(f"{part.path}: {part.locate(record)}: {what}")
 
 
-def _iats(part: _Columns, mapping: FieldMapping) -> np.ndarray:
+def _trim_padding(part: Columns, mapping: FieldMapping) -> Columns:
+    """Drops the trailing padding positions (``pad_value`` in ``mapping.pad_field``)."""
+    pad = part.values[mapping.pad_field] == mapping.pad_value
+    if not pad.any():
+        return part
+    # Padding must trail: a real packet right after a pad position of the same flow is not.
+    within = np.ones(pad.size, bool)
+    within[part.offsets[1:-1]] = False  # position 0 of each flow has no predecessor in it
+    within[0] = False
+    after_pad = np.zeros(pad.size, bool)
+    after_pad[1:] = pad[:-1] & ~pad[1:] & within[1:]
+    _require(
+        part,
+        after_pad,
+        f"padding value {mapping.pad_value:g} in {mapping.pad_field!r} is followed by a "
+        "packet (padding must trail the real packets)",
+    )
+    keep = ~pad
+    counts = np.add.reduceat(keep.astype(np.int64), part.offsets[:-1]) if pad.size else []
+    counts = np.where(np.diff(part.offsets) > 0, counts, 0)
+    empty = np.flatnonzero(counts == 0)
+    if empty.size:
+        raise DatasetError(f"{part.path}: {part.locate(int(empty[0]))}: the flow has no packets")
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    values = {field: v[keep] for field, v in part.values.items()}
+    return Columns(part.path, part.labels, values, offsets, part.locate, part.groups)
+
+
+def _iats(part: Columns, mapping: FieldMapping) -> np.ndarray:
+    """Seconds since the previous packet; the first packet of every flow gets 0."""
     starts = part.offsets[:-1]
-    if mapping.iat_field:
-        iat = part.values[mapping.iat_field].copy()
+    unit = IAT_UNITS[mapping.iat_unit]
+    if mapping.iat_key:
+        iat = part.values[mapping.iat_key] * unit
         _require(
             part,
             ~np.isfinite(iat) | (iat < 0),
-            f"IAT field {mapping.iat_field!r} must be finite and >= 0",
+            f"IAT field {mapping.iat_key!r} must be finite and >= 0 (a negative or NaN "
+            "value: mixed units, or padding not declared with --pad-value?)",
         )
     else:
-        times = part.values[mapping.time_field]
+        times = part.values[mapping.time_field] * unit
         _require(part, ~np.isfinite(times), f"time field {mapping.time_field!r} must be finite")
         iat = np.diff(times, prepend=times[:1] if times.size else times)
         iat[starts] = 0.0
@@ -452,39 +248,79 @@ def _iats(part: _Columns, mapping: FieldMapping) -> np.ndarray:
     return iat
 
 
+def _encode_groups(parts: list[Columns], mapping: FieldMapping) -> tuple[np.ndarray, tuple]:
+    """Group ids of every flow and the group names; a missing group is an error."""
+    raw = [g for part in parts for g in part.groups]
+    missing = [k for k, g in enumerate(raw) if g is None or (isinstance(g, float) and g != g)]
+    if missing:
+        k, where = missing[0], None
+        for part in parts:
+            if k < len(part.labels):
+                where = f"{part.path}: {part.locate(k)}"
+                break
+            k -= len(part.labels)
+        raise DatasetError(
+            f"group field {mapping.group_field!r} is missing on {len(missing)} of {len(raw)} "
+            f"flows (first: {where}); every flow needs a group"
+        )
+    names, ids = np.unique(np.array([str(g) for g in raw], dtype=object), return_inverse=True)
+    return ids, tuple(str(n) for n in names)
+
+
+def detect_mapping(spec: str | Path) -> FieldMapping:
+    """The layout mapping that ``flows:spec`` matches, when no field flags were given."""
+    paths = resolve_table_paths(spec)
+    columns = table_columns(paths[0])
+    name = detect_layout(columns)
+    if name is None:
+        raise DatasetError(
+            f"flows:{spec}: a flow table needs a field mapping: --layout NAME, or "
+            "--label-field and either --size-field + --dir-field or --signed-size-field, plus "
+            f"--iat-field or --time-field; {paths[0].name} has {sorted(columns)[:20]}"
+        )
+    return layout_mapping(name)
+
+
 def read_flow_table(
     spec: str | Path,
-    mapping: FieldMapping,
+    mapping: FieldMapping | None = None,
     *,
     t_max: int = T_MAX_DEFAULT,
     name: str | None = None,
 ) -> Flows:
     """Reads every table ``spec`` names (module docstring) into one ``Flows``.
 
-    ``n_packets`` is the length of each flow's lists; ``name`` defaults to
-    ``flows:<file stem or directory name>``.
+    ``mapping`` None picks the layout the first table matches (``detect_mapping``).
+    ``n_packets`` is the length of each flow's lists after padding is dropped; ``name``
+    defaults to ``flows:<file stem or directory name>``.
     """
+    if mapping is None:
+        mapping = detect_mapping(spec)
     exclude = (
         []
         if mapping.label_names is None or isinstance(mapping.label_names, dict)
         else [Path(mapping.label_names)]
     )
     paths = resolve_table_paths(spec, exclude)
-    parts = [_read_columns(p, mapping) for p in paths]
+    parts = [read_columns(p, mapping) for p in paths]
     if not any(len(p.labels) for p in parts):
         raise DatasetError(f"flows:{spec}: the table(s) hold no flows")
+    if mapping.pad_value is not None:
+        parts = [_trim_padding(p, mapping) for p in parts]
     labels, class_names = _encode_labels(parts, mapping)
+    groups, group_names = _encode_groups(parts, mapping) if mapping.group_field else (None, ())
     directions = _directions(parts, mapping)
     sizes, iats = [], []
     for part in parts:
         if mapping.signed_size_field:
             sizes.append(np.abs(part.values[mapping.signed_size_field]))
         else:
-            size = part.values[mapping.size_field]
+            size = part.values[mapping.size_key]
             _require(
                 part,
-                ~np.isfinite(size) | (size < 0),
-                f"size field {mapping.size_field!r} must be finite and >= 0",
+                ~np.isfinite(size) | (size < 0) | (size >= MAX_PACKET_BYTES),
+                f"size field {mapping.size_key!r} must be finite, >= 0 and below "
+                f"{MAX_PACKET_BYTES:.0f} bytes",
             )
             sizes.append(size)
         iats.append(_iats(part, mapping))
@@ -511,4 +347,7 @@ def read_flow_table(
             "t_max": t_max,
         },
         t_max=t_max,
+        groups=groups,
+        group_names=group_names,
+        group_field=mapping.group_field,
     )

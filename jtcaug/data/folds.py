@@ -4,18 +4,25 @@ Fold ``i`` of a dataset is a stratified 70/15/15 train/validation/test split dra
 seed derived from the dataset's identity and ``i`` only, so the same fold pairs runs across
 every augmentation and configuration. Normalization constants (the IAT 99th percentile) and
 the per-class statistics come from the training split alone.
+
+Two variants follow the ``Flows``: with groups (``--group-field``) every group lands whole in
+one part, the parts stratified by class as far as the groups allow (``split_groups``); with
+predefined splits (tcbench's split file) fold ``i`` is split ``i`` of that file.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from jtcaug import DIR, IAT, N_FEATURES, SIZE, T_DEFAULT
 from jtcaug.aug.stats import Stats
 from jtcaug.data.flows import DatasetError, Flows
+
+log = logging.getLogger("jtcaug.data")
 
 N_FOLDS = 80
 SPLIT = (0.70, 0.15, 0.15)  # train, validation, test
@@ -39,6 +46,11 @@ class Fold:
       iat_q99: the training split's IAT 99th percentile (seconds).
       stats: per-class statistics of the normalized training split.
       class_names, n_classes, dataset (the ``Flows`` name), fold (its index).
+      test_dataset: the name of the dataset the test split comes from when it is not
+        ``dataset`` (``make_transfer_fold``), else None.
+      unseen_test_counts: ``{class name: flows}`` of test-dataset classes the training
+        split does not know; those flows are in no array above (they cannot be scored).
+      idx_test_unseen: ``(M,)`` int64 rows of the test dataset holding those flows.
     """
 
     x_train: np.ndarray
@@ -56,6 +68,9 @@ class Fold:
     n_classes: int
     dataset: str
     fold: int
+    test_dataset: str | None = None
+    unseen_test_counts: dict[str, int] = field(default_factory=dict)
+    idx_test_unseen: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def fold_seed(identity: str, fold: int) -> int:
@@ -83,6 +98,42 @@ def split_indices(
         parts[1].append(members[n_test : n_test + n_val])
         parts[0].append(members[n_test + n_val :])
     return tuple(np.sort(np.concatenate(p)).astype(np.int64) for p in parts)
+
+
+def split_groups(
+    labels: np.ndarray,
+    groups: np.ndarray,
+    seed: int,
+    split: tuple[float, float, float] = SPLIT,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grouped stratified split: every group goes whole to train, validation or test.
+
+    Groups are visited in a seeded random order; each goes to the part whose per-class
+    targets (``split`` times the class sizes) it fills the least so far, weighted by the
+    group's flows per class; ties favour train, then validation. So a class's first group
+    trains, its second and third go to validation and test, and later ones balance the
+    shares. Returns sorted ``(N_*,)`` int64 index arrays.
+    """
+    labels = np.asarray(labels, np.int64)
+    groups = np.asarray(groups, np.int64)
+    n_classes = int(labels.max()) + 1 if labels.size else 0
+    present, dense = np.unique(groups, return_inverse=True)
+    counts = np.zeros((present.size, n_classes), np.float64)
+    np.add.at(counts, (dense, labels), 1.0)
+    targets = np.asarray(split, np.float64)[:, None] * counts.sum(axis=0)[None, :]
+    filled = np.zeros_like(targets)
+    part_of = np.zeros(present.size, np.int64)
+    rng = np.random.default_rng(seed)
+    for g in rng.permutation(present.size):
+        classes = np.flatnonzero(counts[g])
+        weight = counts[g, classes]
+        want = targets[:, classes]
+        deficit = (want - filled[:, classes]) / np.maximum(want, 1e-12)
+        part = int(np.argmax(deficit @ weight))
+        part_of[g] = part
+        filled[part, classes] += weight
+    where = part_of[dense]
+    return tuple(np.flatnonzero(where == p).astype(np.int64) for p in range(3))
 
 
 def iat_quantile(flows: Flows, t_len: int, q: float = 0.99) -> float:
@@ -117,6 +168,8 @@ def make_fold(flows: Flows, fold: int, *, n_folds: int = N_FOLDS, t_len: int = T
     """Fold ``fold`` (0-based, < ``n_folds``) of ``flows``, normalized to ``(N, t_len, 3)``.
 
     The split depends only on ``flows.identity`` and ``fold``; ``n_folds`` bounds the index.
+    Flows with groups get a grouped split (``split_groups``); flows with predefined splits
+    use split ``fold`` of them (then their count bounds the index too).
     """
     if isinstance(fold, bool) or not isinstance(fold, int | np.integer):
         raise DatasetError(f"fold must be an integer, got {fold!r}")
@@ -124,18 +177,7 @@ def make_fold(flows: Flows, fold: int, *, n_folds: int = N_FOLDS, t_len: int = T
         raise DatasetError(f"fold {fold} out of range: expected 0 <= fold < {n_folds}")
     if not 1 <= t_len <= flows.t_max:
         raise DatasetError(f"t_len must lie in [1, {flows.t_max}], got {t_len}")
-    counts = flows.class_counts()
-    small = [
-        f"{name} ({c})"
-        for name, c in zip(flows.class_names, counts, strict=True)
-        if c < MIN_FLOWS_PER_CLASS
-    ]
-    if small:
-        raise DatasetError(
-            f"{flows.name}: a stratified 70/15/15 split needs >= {MIN_FLOWS_PER_CLASS} flows "
-            f"per class; too few in {', '.join(small)}"
-        )
-    idx_train, idx_val, idx_test = split_indices(flows.labels, fold_seed(flows.identity, int(fold)))
+    idx_train, idx_val, idx_test = fold_indices(flows, int(fold))
     train = flows.subset(idx_train)
     q99 = iat_quantile(train, t_len)
     x_train = normalize(train, q99, t_len)
@@ -158,3 +200,45 @@ def make_fold(flows: Flows, fold: int, *, n_folds: int = N_FOLDS, t_len: int = T
         dataset=flows.name,
         fold=int(fold),
     )
+
+
+def fold_indices(flows: Flows, fold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted train/validation/test row indices of fold ``fold`` (module docstring)."""
+    if flows.splits is not None:
+        if fold >= len(flows.splits):
+            raise DatasetError(
+                f"fold {fold} out of range: {flows.name}'s split file holds "
+                f"{len(flows.splits)} splits (folds 0..{len(flows.splits) - 1})"
+            )
+        return flows.splits[fold]
+    seed = fold_seed(flows.identity, fold)
+    if flows.groups is not None:
+        few = few_groups(flows, 3)
+        if few:
+            log.warning(
+                "%s: classes with fewer %s groups than the 3 parts cannot appear in every part: %s",
+                flows.name,
+                flows.group_field,
+                ", ".join(few),
+            )
+        return split_groups(flows.labels, flows.groups, seed)
+    counts = flows.class_counts()
+    small = [
+        f"{name} ({c})"
+        for name, c in zip(flows.class_names, counts, strict=True)
+        if c < MIN_FLOWS_PER_CLASS
+    ]
+    if small:
+        raise DatasetError(
+            f"{flows.name}: a stratified 70/15/15 split needs >= {MIN_FLOWS_PER_CLASS} flows "
+            f"per class; too few in {', '.join(small)}"
+        )
+    return split_indices(flows.labels, seed)
+
+
+def few_groups(flows: Flows, n_parts: int) -> list[str]:
+    """``"name (k)"`` for every class with fewer than ``n_parts`` groups."""
+    per_class = flows.group_counts()
+    return [
+        f"{name} ({k})" for name, k in zip(flows.class_names, per_class, strict=True) if k < n_parts
+    ]

@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from jtcaug.data.flows import (
+    MAX_PACKET_BYTES,
     T_MAX_DEFAULT,
     DatasetError,
     Flows,
@@ -38,6 +39,8 @@ from jtcaug.data.flows import (
 log = logging.getLogger("jtcaug.data")
 
 VARIANTS = ("mirage19", "mirage22")
+# The group field every MIRAGE flow carries: its capture file (device folder / file name).
+CAPTURE_FILE = "capture_file"
 # Top-level folder / archive names of the public releases (datasets.md 1.1, 1.2).
 EXTRACTED_DIR = {
     "mirage19": "MIRAGE-2019_traffic_dataset_downloadable",
@@ -351,7 +354,10 @@ def _to_arrays(
                     ) from err
         raise DatasetError(f"{display}: packet lists hold non-numeric values") from None
     checks = (
-        (~np.isfinite(a_payload) | (a_payload < 0), "L4_payload_bytes must be finite and >= 0"),
+        (
+            ~np.isfinite(a_payload) | (a_payload < 0) | (a_payload >= MAX_PACKET_BYTES),
+            f"L4_payload_bytes must be finite, >= 0 and below {MAX_PACKET_BYTES:.0f}",
+        ),
         (~np.isin(a_dir, (0.0, 1.0)), "packet_dir must be 0 or 1"),
         (~np.isfinite(a_iat) | (a_iat < 0), "iat must be finite and >= 0"),
     )
@@ -373,6 +379,7 @@ def read_mirage(
     curation: MirageCuration | None = None,
     t_max: int = T_MAX_DEFAULT,
     progress: bool = False,
+    record_groups: bool = False,
 ) -> Flows:
     """Reads and curates a MIRAGE dataset.
 
@@ -385,6 +392,8 @@ def read_mirage(
       curation: thresholds; defaults reproduce datasets.md 1.3.
       t_max: packets kept per flow (>= 20).
       progress: show a tqdm bar over the capture files.
+      record_groups: give every flow its capture file as group (``group_field``
+        ``capture_file``), so folds keep a capture file whole.
 
     Returns:
       ``Flows`` with one class per app (sorted by name), sizes = L4 payload bytes,
@@ -418,7 +427,8 @@ def read_mirage(
     if not captures:
         raise DatasetError(f"{path}: no MIRAGE capture files (*_<app>_*.json) found")
     captures.sort(key=lambda c: c.sort_key)
-    return curate_captures(captures, path, variant, curation, t_max, n_skipped=len(skipped))
+    flows = curate_captures(captures, path, variant, curation, t_max, n_skipped=len(skipped))
+    return flows if record_groups else flows.with_groups(None)
 
 
 def curate_captures(
@@ -438,6 +448,9 @@ def curate_captures(
         [[0]] + [c.offsets[1:] + s for c, s in zip(captures, starts, strict=True)]
     ).astype(np.int64)
     apps = np.concatenate([np.full(len(c.offsets) - 1, c.app, dtype=object) for c in captures])
+    capture_of = np.concatenate(
+        [np.full(len(c.offsets) - 1, i, np.int64) for i, c in enumerate(captures)]
+    )
     extra = np.concatenate([c.extra_kept for c in captures])
 
     sizes, directions, iats, k_offsets = drop_zero_payload(payload, dir01, iat, offsets)
@@ -481,6 +494,7 @@ def curate_captures(
     k_lengths = np.diff(k_offsets)
     sel_offsets = np.concatenate([[0], np.cumsum(k_lengths[sel])]).astype(np.int64)
     take = concat_ranges(k_offsets[sel], k_lengths[sel])
+    used, group_ids = np.unique(capture_of[sel], return_inverse=True)
     return flows_from_flat(
         sizes=sizes[take],
         directions=directions[take],
@@ -492,4 +506,7 @@ def curate_captures(
         name=variant,
         provenance=provenance,
         t_max=t_max,
+        groups=group_ids,
+        group_names=["/".join(captures[i].sort_key) for i in used],
+        group_field=CAPTURE_FILE,
     )

@@ -8,22 +8,28 @@ root that ``python -m jtcaug.data download`` fills), ``tcbench:PATH`` and ``flow
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 from pathlib import Path
 
 from jtcaug.data.cache import cached_flows, source_signature
-from jtcaug.data.download import default_data_root
+from jtcaug.data.download import default_data_root, verify_archive
 from jtcaug.data.flows import T_MAX_DEFAULT, DatasetError, Flows
 from jtcaug.data.flowtable import (
-    DIR_CONVENTIONS,
     FieldMapping,
+    detect_mapping,
     read_flow_table,
     resolve_table_paths,
 )
-from jtcaug.data.mirage import ARCHIVE_NAME, EXTRACTED_DIR, MirageCuration, read_mirage
+from jtcaug.data.mirage import (
+    ARCHIVE_NAME,
+    CAPTURE_FILE,
+    EXTRACTED_DIR,
+    MirageCuration,
+    read_mirage,
+)
 from jtcaug.data.synthetic import ALIASES, PRESETS, generate
-from jtcaug.data.tcbench import find_tcbench_file, read_tcbench
+from jtcaug.data.tcbench import find_tcbench_file, read_tcbench, read_tcbench_splits
 
 DEFAULT_DATASET = "synthetic"
 REAL = ("mirage19", "mirage22")
@@ -51,6 +57,8 @@ def load(
     cache: bool = True,
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    group_field: str | None = None,
+    splits: str | None = None,
 ) -> Flows:
     """Loads a dataset by name (module docstring).
 
@@ -64,6 +72,10 @@ def load(
       cache: use the on-disk cache for file-backed sources.
       cache_dir: cache location (default ``$JTCAUG_CACHE`` or ``~/.cache/jtcaug``).
       progress: tqdm bars while reading raw files.
+      group_field: keep every group of this field in one part of each fold: a field of a
+        ``flows:`` table, or ``capture_file`` for ``mirage19`` / ``mirage22``.
+      splits: ``"tcbench"``: fold ``i`` is split ``i`` of the ``*_splits.parquet`` beside a
+        ``tcbench:`` file.
 
     Raises:
       DatasetError: unknown name, missing data, malformed input or options that do not
@@ -88,6 +100,18 @@ def load(
         raise DatasetError(
             f"--min-packets / --min-class-flows apply to mirage19 / mirage22 only, not {name!r}"
         )
+    if splits is not None and not (splits == "tcbench" and kind == "tcbench" and sep):
+        raise DatasetError(
+            f"--splits {splits}: only --splits tcbench with a tcbench:PATH dataset is known"
+        )
+    if group_field is not None and (synthetic or kind == "tcbench"):
+        raise DatasetError(
+            f"--group-field applies to flows:PATH tables and mirage19 / mirage22, not {name!r}"
+        )
+    if group_field is not None and name in REAL and group_field != CAPTURE_FILE:
+        raise DatasetError(
+            f"--group-field {group_field}: {name} records only {CAPTURE_FILE!r} per flow"
+        )
     cache_root = Path(cache_dir) if cache_dir is not None else None
 
     if synthetic:
@@ -95,37 +119,50 @@ def load(
     if name in REAL:
         curation = curation or MirageCuration()
         source = locate_mirage(name, data_dir)
+        signature = source_signature(source)
+        if source.is_file():
+            verify_archive(source, signature["sha256"])
         params = {
-            "source": source_signature(source),
+            "source": signature,
             "curation": [curation.min_packets, curation.min_class_flows],
             "t_max": t_max,
         }
-        return cached_flows(
+        flows = cached_flows(
             name,
             params,
             lambda: read_mirage(
-                source, variant=name, curation=curation, t_max=t_max, progress=progress
+                source,
+                variant=name,
+                curation=curation,
+                t_max=t_max,
+                progress=progress,
+                record_groups=True,
             ),
             cache_dir=cache_root,
             enabled=cache,
         )
+        # The cache keeps the capture files; folds are grouped only when asked.
+        return flows if group_field else flows.with_groups(None)
     if sep and kind == "tcbench" and spec:
         file = find_tcbench_file(Path(spec).expanduser())
         params = {"source": source_signature(file), "t_max": t_max}
-        return cached_flows(
+        flows = cached_flows(
             "tcbench",
             params,
             lambda: read_tcbench(file, t_max=t_max),
             cache_dir=cache_root,
             enabled=cache,
         )
+        return flows.with_splits(read_tcbench_splits(file)) if splits else flows
     if sep and kind == "flows" and spec:
         if mapping is None:
-            raise DatasetError(
-                f"{name}: a flow table needs a field mapping: --label-field and either "
-                "--size-field + --dir-field or --signed-size-field, plus --iat-field or "
-                "--time-field"
-            )
+            mapping = detect_mapping(spec)
+        if group_field is not None:
+            if mapping.group_field not in (None, group_field):
+                raise DatasetError(
+                    f"--group-field {group_field} and the mapping's {mapping.group_field} differ"
+                )
+            mapping = dataclasses.replace(mapping, group_field=group_field)
         mapping = _resolve_label_names(mapping, spec)
         label_file = mapping.label_names if isinstance(mapping.label_names, Path) else None
         files = resolve_table_paths(spec, [label_file] if label_file else [])
@@ -158,7 +195,7 @@ def _resolve_label_names(mapping: FieldMapping, spec: str) -> FieldMapping:
             path = base / path
     if not path.is_file():
         raise DatasetError(f"--label-names {names}: no such file (also looked beside {spec})")
-    return FieldMapping(**{**mapping.__dict__, "label_names": path})
+    return dataclasses.replace(mapping, label_names=path)
 
 
 def search_roots(data_dir: str | Path | None = None) -> list[Path]:
@@ -193,119 +230,4 @@ def locate_mirage(name: str, data_dir: str | Path | None = None) -> Path:
         f"dataset {name} not found; looked for {', '.join(looked)}. Download it with "
         f"`python -m jtcaug.data download {name}` (or pass --data-dir / set $JTCAUG_DATA), "
         "or run with --dataset synthetic, which needs no data."
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line.
-
-
-def add_dataset_arguments(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:
-    """Adds the dataset flags every command shares.
-
-    ``--dataset`` (or a positional ``DATASET`` when ``positional``), ``--data-dir``,
-    ``--scale``, ``--data-seed``, MIRAGE curation thresholds, the ``flows:`` field mapping and
-    ``--no-cache``. Flags that do not apply to the chosen dataset must keep their defaults
-    (``load_from_args`` says so otherwise).
-    """
-    curation = MirageCuration()
-    group = parser.add_argument_group("dataset")
-    if positional:
-        group.add_argument("dataset", metavar="DATASET", help=NAMES_HELP)
-    else:
-        group.add_argument(
-            "--dataset", default=DEFAULT_DATASET, help=f"{NAMES_HELP} (default: %(default)s)"
-        )
-    group.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="where mirage19 / mirage22 live (then $JTCAUG_DATA, then the user cache)",
-    )
-    group.add_argument(
-        "--scale",
-        type=float,
-        default=1.0,
-        help="synthetic only: multiply the flow counts (default: %(default)s)",
-    )
-    group.add_argument(
-        "--data-seed",
-        type=int,
-        default=0,
-        help="synthetic only: generator seed (default: %(default)s)",
-    )
-    group.add_argument(
-        "--min-packets",
-        type=int,
-        default=curation.min_packets,
-        help="MIRAGE: keep flows with more payload packets than this (default: %(default)s)",
-    )
-    group.add_argument(
-        "--min-class-flows",
-        type=int,
-        default=curation.min_class_flows,
-        help="MIRAGE: keep classes with more flows than this (default: %(default)s)",
-    )
-    group.add_argument("--no-cache", action="store_true", help="bypass the on-disk flow cache")
-    table = parser.add_argument_group("flows:PATH field mapping")
-    for flag, dest in _MAPPING_FLAGS.items():
-        kwargs = {"default": _MAPPING_DEFAULTS.get(dest), "help": _MAPPING_HELP[dest]}
-        if dest == "dir_convention":
-            kwargs["choices"] = DIR_CONVENTIONS
-        table.add_argument(flag, **kwargs)
-
-
-_MAPPING_FLAGS = {
-    "--label-field": "label_field",
-    "--label-names": "label_names",
-    "--size-field": "size_field",
-    "--dir-field": "dir_field",
-    "--dir-convention": "dir_convention",
-    "--iat-field": "iat_field",
-    "--time-field": "time_field",
-    "--signed-size-field": "signed_size_field",
-}
-_MAPPING_DEFAULTS = {"label_field": "label", "dir_convention": "auto"}
-_MAPPING_HELP = {
-    "label_field": "field holding the class (default: %(default)s)",
-    "label_names": "JSON {name: id} file; a relative path is also tried beside PATH",
-    "size_field": "per-packet sizes in bytes (with --dir-field)",
-    "dir_field": "per-packet directions (with --size-field)",
-    "dir_convention": "signed: +1/-1; zero-one: 0 -> +1, 1 -> -1; auto decides from the "
-    "values (default: %(default)s)",
-    "iat_field": "per-packet IATs in seconds",
-    "time_field": "per-packet timestamps in seconds (IAT = first difference)",
-    "signed_size_field": "per-packet signed sizes (sign = direction)",
-}
-
-
-def load_from_args(args: argparse.Namespace, *, progress: bool = False) -> Flows:
-    """``load`` with the values of ``add_dataset_arguments`` flags."""
-    name = args.dataset
-    values = {dest: getattr(args, dest, None) for dest in _MAPPING_FLAGS.values()}
-    changed = [
-        flag for flag, dest in _MAPPING_FLAGS.items() if values[dest] != _MAPPING_DEFAULTS.get(dest)
-    ]
-    mapping = None
-    if name.startswith("flows:"):
-        if changed:
-            mapping = FieldMapping(**{k: v for k, v in values.items() if v is not None})
-    elif changed:
-        raise DatasetError(f"{', '.join(changed)} apply to flows:PATH datasets only, not {name!r}")
-    curation = MirageCuration(min_packets=args.min_packets, min_class_flows=args.min_class_flows)
-    if name not in REAL:
-        if curation != MirageCuration():
-            raise DatasetError(
-                f"--min-packets / --min-class-flows apply to mirage19 / mirage22 only, not {name!r}"
-            )
-        curation = None
-    return load(
-        name,
-        data_dir=args.data_dir,
-        scale=args.scale,
-        seed=args.data_seed,
-        mapping=mapping,
-        curation=curation,
-        cache=not args.no_cache,
-        progress=progress,
     )

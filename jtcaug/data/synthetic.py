@@ -652,6 +652,8 @@ def export_mirage19(
     preset = PRESETS["synthetic-mirage19"]
     out_dir = Path(out_dir)
     target = out_dir / EXTRACTED_DIR["mirage19"]
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DatasetError(f"--out {out_dir}: exists and is not a directory")
     if target.exists():
         raise DatasetError(f"{target} already exists; remove it or choose another --out")
     gen = _generate(preset, float(scale), int(seed), T_MAX_DEFAULT)
@@ -702,8 +704,13 @@ def export_mirage19(
     }
     file_bounds = np.searchsorted(all_file[order], np.arange(layout.app.size + 1))
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp_root = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp_root = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    except OSError as err:
+        raise DatasetError(
+            f"--out {out_dir}: cannot create the output directory: {err.strerror}"
+        ) from err
     try:
         tree = tmp_root / EXTRACTED_DIR["mirage19"]
         for device in DEVICES:

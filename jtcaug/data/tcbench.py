@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from jtcaug.data.flows import (
+    MAX_PACKET_BYTES,
     T_MAX_DEFAULT,
     DatasetError,
     Flows,
@@ -74,7 +75,10 @@ def read_tcbench(path: Path, *, t_max: int = T_MAX_DEFAULT) -> Flows:
         if row is not None:
             raise DatasetError(f"{file}: row {row}: {what}")
 
-    require(~np.isfinite(sizes) | (sizes < 0), "pkts_size must be finite and >= 0")
+    require(
+        ~np.isfinite(sizes) | (sizes < 0) | (sizes >= MAX_PACKET_BYTES),
+        f"pkts_size must be finite, >= 0 and below {MAX_PACKET_BYTES:.0f}",
+    )
     require(~np.isin(dirs, (0.0, 1.0)), "pkts_dir must be 0 or 1")
     require(~np.isfinite(times), "timetofirst must be finite")
     starts = offsets[:-1]
@@ -111,3 +115,77 @@ def read_tcbench(path: Path, *, t_max: int = T_MAX_DEFAULT) -> Flows:
         },
         t_max=t_max,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# tcbench's own splits (``--splits tcbench``).
+
+SPLIT_COLUMNS = ("train_indexes", "val_indexes", "test_indexes")
+
+
+def splits_file_of(file: Path) -> Path:
+    """``<stem>_splits.parquet`` beside the curated file (tcbench's naming)."""
+    return file.with_name(f"{file.stem}_splits.parquet")
+
+
+def read_tcbench_splits(file: Path) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
+    """tcbench's train/val/test splits of ``file``, as row indices of ``read_tcbench(file)``.
+
+    The split file has one row per split: ``train_indexes``, ``val_indexes`` and
+    ``test_indexes`` (lists of the curated file's ``row_id``, or of row positions when it
+    has no ``row_id`` column) and ``split_index`` (the order; row order without it).
+    Returns, per split in ``split_index`` order, sorted ``(train, val, test)`` int64 arrays.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    file = find_tcbench_file(file)
+    split_path = splits_file_of(file)
+    if not split_path.is_file():
+        raise DatasetError(
+            f"--splits tcbench: no split file {split_path.name} beside {file} (tcbench ships "
+            "one per curated file)"
+        )
+    try:
+        data_cols = pq.read_schema(file).names
+        data = pq.read_table(file, columns=[c for c in ("row_id", "app") if c in data_cols])
+        splits = pq.read_table(split_path)
+    except (pa.ArrowException, OSError) as err:
+        raise DatasetError(f"{split_path}: unreadable Parquet file: {err}") from err
+    missing = [c for c in SPLIT_COLUMNS if c not in splits.column_names]
+    if missing:
+        raise DatasetError(
+            f"{split_path}: missing column(s) {missing}; the file has {splits.column_names}"
+        )
+    apps = np.array([str(a) for a in data.column("app").to_pylist()], dtype=object)
+    row_ids = (
+        np.asarray(data.column("row_id").to_numpy(), np.int64)
+        if "row_id" in data.column_names
+        else np.arange(apps.size, dtype=np.int64)
+    )
+    kept = np.flatnonzero(apps != BACKGROUND)
+    position = {int(r): i for i, r in enumerate(row_ids[kept])}
+    order = (
+        np.argsort(np.asarray(splits.column("split_index").to_numpy()), kind="stable")
+        if "split_index" in splits.column_names
+        else np.arange(splits.num_rows)
+    )
+    out = []
+    for k in order:
+        parts = []
+        for column in SPLIT_COLUMNS:
+            ids = splits.column(column)[int(k)].as_py() or []
+            unknown = [i for i in ids if int(i) not in position]
+            if unknown:
+                raise DatasetError(
+                    f"{split_path}: split {int(k)}: {column} names {len(unknown)} rows the "
+                    f"curated file does not hold (first: row_id {unknown[0]})"
+                )
+            parts.append(np.sort(np.array([position[int(i)] for i in ids], np.int64)))
+        every = np.concatenate(parts)
+        if np.unique(every).size != every.size:
+            raise DatasetError(f"{split_path}: split {int(k)}: a row appears in two parts")
+        out.append(tuple(parts))
+    if not out:
+        raise DatasetError(f"{split_path}: the split file holds no splits")
+    return tuple(out)

@@ -183,3 +183,65 @@ def test_download_dataset_end_to_end(server, tmp_path, exported_tree):
     np.testing.assert_array_equal(flows.sizes, expected.sizes)
     again = download_dataset("mirage19", root, url=server.url + "/mirage19.tar.gz")
     assert again["extracted"] == result["extracted"] and len(server.requests) == 1
+
+
+def _mirage_tarball(exported_tree) -> bytes:
+    blob = io.BytesIO()
+    with tarfile.open(fileobj=blob, mode="w:gz") as tar:
+        tar.add(exported_tree, arcname=exported_tree.name)
+    return blob.getvalue()
+
+
+def _flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_first_download_records_the_hash_and_later_ones_check_it(server, tmp_path, exported_tree):
+    server.files["/m.tar.gz"] = _mirage_tarball(exported_tree)
+    root = tmp_path / "data"
+    first = download_dataset("mirage19", root, url=server.url + "/m.tar.gz", do_extract=False)
+    assert first["sha256_origin"] == "recorded now: the publisher gives none"
+    archive = Path(first["archive"])
+    again = download_dataset("mirage19", root, url=server.url + "/m.tar.gz", do_extract=False)
+    assert again["sha256_origin"] == "recorded on first download"
+    _flip_last_byte(archive)
+    with pytest.raises(DatasetError, match="moved aside to .*sha256-mismatch, not used"):
+        download_dataset("mirage19", root, url=server.url + "/m.tar.gz", do_extract=False)
+    assert not archive.exists()
+    assert archive.with_name(archive.name + ".sha256-mismatch").exists()
+    # The next call fetches a good copy; the recorded hash still holds.
+    fresh = download_dataset("mirage19", root, url=server.url + "/m.tar.gz", do_extract=False)
+    assert fresh["sha256"] == first["sha256"]
+
+
+def test_every_load_of_an_archive_checks_its_hash(server, tmp_path, exported_tree):
+    server.files["/m.tar.gz"] = _mirage_tarball(exported_tree)
+    root = tmp_path / "data"
+    result = download_dataset("mirage19", root, url=server.url + "/m.tar.gz", do_extract=False)
+    archive = Path(result["archive"])
+    lenient = MirageCuration(min_class_flows=0)
+    assert load("mirage19", data_dir=root, curation=lenient).n_flows > 0
+    _flip_last_byte(archive)
+    with pytest.raises(DatasetError, match=f"{archive.name}: SHA-256 .* does not match the rec"):
+        load("mirage19", data_dir=root, curation=lenient)
+    assert not archive.exists()
+
+
+def test_a_pinned_hash_wins_and_a_bad_fresh_download_is_removed(
+    server, tmp_path, exported_tree, monkeypatch
+):
+    import dataclasses
+
+    import jtcaug.data.download as download
+
+    pinned = dataclasses.replace(download.SOURCES["mirage19"], sha256="0" * 64)
+    monkeypatch.setitem(download.SOURCES, "mirage19", pinned)
+    server.files["/m.tar.gz"] = _mirage_tarball(exported_tree)
+    root = tmp_path / "data"
+    with pytest.raises(DatasetError, match="expected 0000"):
+        download_dataset("mirage19", root, url=server.url + "/m.tar.gz")
+    assert not any((root / "mirage19").glob("*.tar.gz*"))
+    with pytest.raises(DatasetError, match="differs from the pinned"):
+        download_dataset("mirage19", root, url=server.url + "/m.tar.gz", sha256="1" * 64)

@@ -286,3 +286,19 @@ def test_empty_source_is_an_error(tmp_path):
         read_mirage(tmp_path)
     with pytest.raises(DatasetError, match="no such file"):
         read_mirage(tmp_path / "missing")
+
+
+def test_capture_file_is_the_group_when_asked(exported_tree):
+    from jtcaug.data import load
+
+    lenient = MirageCuration(min_class_flows=0)
+    plain = load("mirage19", data_dir=exported_tree.parent, curation=lenient)
+    grouped = load(
+        "mirage19", data_dir=exported_tree.parent, curation=lenient, group_field="capture_file"
+    )
+    assert plain.groups is None and grouped.group_field == "capture_file"
+    files = sorted(f"{p.parent.name}/{p.name}" for p in exported_tree.glob("*/*.json"))
+    assert set(grouped.group_names) <= set(files)
+    # One app per capture file: every group holds one class.
+    pairs = np.unique(np.stack([grouped.groups, grouped.labels]), axis=1)
+    assert np.unique(pairs[0]).size == pairs.shape[1]

@@ -59,7 +59,11 @@ def test_load_from_args_flow_table(shared_data):
         (["--dataset", "synthetic", "--size-field", "s"], "--size-field apply to flows:PATH"),
         (["--dataset", "mirage19", "--scale", "0.5"], "synthetic datasets only"),
         (["--dataset", "synthetic", "--min-packets", "3"], "mirage19 / mirage22 only"),
-        (["--dataset", "flows:x.json"], "needs a field mapping"),
+        (["--dataset", "flows:x.json"], "flows:x.json: no such file"),
+        (["--dataset", "synthetic", "--layout", "nfstream"], "--layout apply to flows:PATH"),
+        (["--dataset", "synthetic", "--group-field", "g"], "--group-field applies to flows"),
+        (["--dataset", "mirage19", "--group-field", "dev"], "records only 'capture_file'"),
+        (["--dataset", "synthetic", "--splits", "tcbench"], "only --splits tcbench with a"),
         (["--scale", "-1"], "scale must be a positive"),
     ],
 )

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +35,14 @@ ip link set lo up
 ray={ray}
 trap '$ray stop --force >/dev/null 2>&1' EXIT
 timeout 180 $ray start --head --node-ip-address=127.0.0.1 --port=6380 --num-cpus=1 \
-  --include-dashboard=false --disable-usage-stats >{log}.head 2>&1 || exit 3
+  --temp-dir={ray_tmp} --include-dashboard=false --disable-usage-stats >{log}.head 2>&1 || exit 3
 timeout 180 $ray start --address=127.0.0.1:6380 --node-ip-address=127.0.0.1 --num-cpus=1 \
   --disable-usage-stats >{log}.worker 2>&1 || exit 3
 timeout 900 {python} {campaign} --executor ray --ray-address 127.0.0.1:6380 \
   --compile-cache {cache} --out {out} >{log}.driver 2>&1 &
 driver=$!
 for i in $(seq 1 1200); do
-  pid=$(pgrep -f 'ray::_execute_unit' | head -1)
+  pid=$(pgrep -f '^ray::_execute_unit' | head -1)
   if [ -n "$pid" ]; then kill -9 "$pid" && echo "killed worker process $pid"; break; fi
   sleep 0.25
 done
@@ -51,6 +52,19 @@ echo "driver exit $?"
 
 
 def test_ray_campaign_survives_a_killed_worker_and_matches_local(tmp_path):
+    # A short path of its own: Ray's socket paths must stay under the Unix limit, and the
+    # session files of any other Ray on the machine are not ours.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="jtcaug-ray-"))
+    try:
+        _run_and_check(tmp_path, ray_tmp)
+    finally:
+        # A script killed by its timeout cannot run its trap: end what is left of the
+        # cluster by its private temp dir, which every Ray process names on its command line.
+        subprocess.run(["pkill", "-9", "-f", str(ray_tmp)], check=False)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _run_and_check(tmp_path, ray_tmp):
     env = dict(os.environ, JAX_PLATFORMS="cpu", RAY_USAGE_STATS_ENABLED="0",
                PYTHONUNBUFFERED="1")
     env.pop("XLA_FLAGS", None)
@@ -62,6 +76,7 @@ def test_ray_campaign_survives_a_killed_worker_and_matches_local(tmp_path):
     script = CLUSTER.format(
         ray=Path(sys.executable).with_name("ray"), python=sys.executable,
         campaign=" ".join(CAMPAIGN), cache=cache, out=tmp_path / "ray", log=tmp_path / "log",
+        ray_tmp=ray_tmp,
     )
     proc = subprocess.run(["unshare", "-n", "bash", "-c", script], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=1500)
