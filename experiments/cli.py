@@ -34,7 +34,7 @@ from experiments.training import trainer_unit_fn
 
 # Dataset options that locate or cache data without changing it: left out of the manifest, so
 # a rerun may find the same dataset elsewhere.
-NOT_DATASET_IDENTITY = frozenset({"data_dir", "no_cache"})
+NOT_DATASET_IDENTITY = frozenset({"data_dir", "no_cache", "test_data_dir", "test_no_cache"})
 
 # The quick preset: few folds, capped epochs and a small batch (B = 1024 on ~2k training
 # flows is 2 steps an epoch: nothing is learnt in a few epochs), on any dataset; the
@@ -117,6 +117,7 @@ def build_parser(campaign: Campaign) -> tuple[argparse.ArgumentParser, list[str]
     )
     before = {a.dest for a in parser._actions}
     jtcaug.data.add_dataset_arguments(parser)
+    jtcaug.data.add_test_dataset_arguments(parser)
     dataset_dests = [
         a.dest for a in parser._actions
         if a.dest not in before and a.dest not in NOT_DATASET_IDENTITY
@@ -444,7 +445,9 @@ def main(campaign: Campaign, argv: Sequence[str] | None = None,
         if args.host_devices is not None or DEFAULT_HOST_DEVICES != 1:
             set_host_devices(args.host_devices or DEFAULT_HOST_DEVICES)
         preset = apply_preset(parser, args, campaign)
-        dataset = {dest: getattr(args, dest) for dest in dataset_dests}
+        # Options left at None change nothing: kept out, the manifest lists what was chosen.
+        dataset = {dest: getattr(args, dest) for dest in dataset_dests
+                   if getattr(args, dest) is not None}
         the_plan = plan(campaign, args, dataset, preset)
         out_dir = args.out if args.out is not None else Path("runs") / (
             f"{campaign.name}-{dataset_label(args)}" + ("-quick" if args.quick else "")

@@ -129,7 +129,7 @@ def geometry_unit_fn(args: argparse.Namespace, n_folds: int) -> UnitFn:
             test_z, fold.y_test, anchors, labels, is_aug, k=args.neighbours
         )
         record = train_record(result, fold)
-        record["extra"] = {f"geo_{k}": v for k, v in metrics.to_dict().items()}
+        record["extra"] |= {f"geo_{k}": v for k, v in metrics.to_dict().items()}
         arrays = None
         if spec.fold == TSNE_FOLD and how in args.tsne_augs:
             arrays = tsne_arrays(train_z, copies[0], args.tsne_samples, spec)

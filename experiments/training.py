@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from experiments.execution import RunRecord, UnitFn
-from experiments.grid import DEFAULT_FOLDS, RunSpec, Unit
+from experiments.grid import DEFAULT_FOLDS, Unit
 
 
 class FoldSource:
@@ -20,6 +20,8 @@ class FoldSource:
 
         self._data = jtcaug.data
         self.flows = jtcaug.data.load_from_args(args)
+        # --test-dataset: train and validate on this dataset's folds, test on that one.
+        self.test_flows = jtcaug.data.load_test_from_args(args)
         # Folds are drawn among at least the paper's 80, so fold i is the same fold whatever
         # --folds says.
         self.n_folds = max(n_folds, DEFAULT_FOLDS)
@@ -30,7 +32,12 @@ class FoldSource:
         if fold not in self._folds:
             if len(self._folds) >= self._keep:
                 self._folds.pop(next(iter(self._folds)))
-            self._folds[fold] = self._data.make_fold(self.flows, fold, n_folds=self.n_folds)
+            if self.test_flows is None:
+                made = self._data.make_fold(self.flows, fold, n_folds=self.n_folds)
+            else:
+                made = self._data.make_transfer_fold(self.flows, self.test_flows, fold,
+                                                     n_folds=self.n_folds)
+            self._folds[fold] = made
         return self._folds[fold]
 
 
@@ -41,7 +48,12 @@ def train_class_counts(y: np.ndarray, class_names: Sequence[str]) -> dict[str, i
 
 
 def train_record(result, fold) -> dict:
-    """The record of a ``jtcaug.train.RunResult`` on a fold."""
+    """The record of a ``jtcaug.train.RunResult`` on a fold.
+
+    With a test dataset of its own, the test flows whose class training never saw are not
+    scored: their count per class goes to ``extra`` as ``test_unseen[<class>]``.
+    """
+    unseen = getattr(fold, "unseen_test_counts", None) or {}
     return {
         "metrics": result.metrics,
         "epochs_run": result.epochs_run,
@@ -51,6 +63,7 @@ def train_record(result, fold) -> dict:
         "stop_reason": result.stop_reason,
         "history": result.history,
         "class_counts_train": train_class_counts(fold.y_train, fold.class_names),
+        "extra": {f"test_unseen[{name}]": int(n) for name, n in unseen.items()},
     }
 
 
@@ -81,9 +94,3 @@ def trainer_unit_fn(args: argparse.Namespace, n_folds: int) -> UnitFn:
 
     return unit_fn
 
-
-def key_of(spec: RunSpec):
-    """The run's PRNG key."""
-    import jax
-
-    return jax.random.PRNGKey(spec.key_seed)
