@@ -171,9 +171,7 @@ def test_the_checksum_file_lists_every_file_of_the_step(checkpoints):
     assert "meta/metadata" in files
 
 
-def test_another_runs_checkpoint_is_named_by_its_differences(
-    checkpoints, tiny_fold, tiny_config
-):
+def test_another_runs_checkpoint_is_named_by_its_differences(checkpoints, tiny_fold, tiny_config):
     import dataclasses
 
     longer = dataclasses.replace(tiny_config, max_epochs=6, seed=1)
