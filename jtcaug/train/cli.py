@@ -29,7 +29,7 @@ CHECKPOINT_DIR = "checkpoints"
 def build_parser() -> argparse.ArgumentParser:
     from jtcaug.data import add_dataset_arguments
 
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="python -m jtcaug.train",
         description="Train the paper's ResNet-1d on one fold; writes DIR/metrics.json.",
     )
@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     return parser
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Reports a bad option in one line, as every other bad input is, not under the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,6 +103,24 @@ def test_bad_input_gives_one_line_and_status_2(tmp_path, capsys, flags, message)
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--fold", "abc", "--out", "x"], "argument --fold: invalid int value: 'abc'"),
+        (["--out", "x"], "the following arguments are required: --fold"),
+        (["--fold", "0", "--out", "x", "--resume", "--overwrite"], "not allowed with"),
+        (["--fold", "0", "--out", "x", "--batch-size", "1e3"], "invalid int value"),
+    ],
+)
+def test_option_errors_are_one_line_too(capsys, argv, message):
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and message in err
+    assert "--help" in err
+
+
 def test_module_entry_point_prints_help():
     done = subprocess.run(
         [sys.executable, "-m", "jtcaug.train", "--help"], capture_output=True, text=True
