@@ -77,8 +77,12 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        # building the parser imports jtcaug.data (numpy, scipy): seconds a Ctrl-C can hit
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("interrupted before the run started: nothing was written", file=sys.stderr)
+        return 130
     try:
         return _main(args)
     except KeyboardInterrupt:

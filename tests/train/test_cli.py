@@ -226,6 +226,25 @@ def test_a_failed_start_leaves_no_directory_behind(tmp_path, capsys, monkeypatch
     assert (tmp_path / "mine").is_dir()  # a directory it did not create is kept
 
 
+def test_an_interrupt_before_the_first_checkpoint_keeps_nothing_and_says_so(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr("jtcaug.train.runner.run", FakeRun(KeyboardInterrupt()))
+    assert main([*ARGS, "--out", str(tmp_path / "run")]) == 130
+    err = capsys.readouterr().err
+    assert err == "interrupted before the first checkpoint: nothing was kept\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_while_starting_up_is_one_line(capsys, monkeypatch):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("jtcaug.train.cli.build_parser", interrupted)
+    assert main(["--help"]) == 130
+    assert capsys.readouterr().err == "interrupted before the run started: nothing was written\n"
+
+
 def test_an_empty_leftover_checkpoint_directory_is_no_interrupted_run(tmp_path, fake_run):
     (tmp_path / "checkpoints").mkdir()
     assert main([*ARGS, "--out", str(tmp_path)]) == 0
