@@ -221,6 +221,8 @@ def _remove_empty(created: list[Path]) -> None:
     for path in reversed(created):
         try:
             path.rmdir()
+        except FileNotFoundError:
+            continue  # never created: the failure came first
         except OSError:
             return
 

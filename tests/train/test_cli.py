@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,6 +205,22 @@ def test_an_out_that_is_or_is_inside_a_file_names_the_option(
 def test_an_out_that_cannot_be_created_names_the_option(capsys, fake_run):
     assert main([*ARGS, "--out", "/proc/self/no-such-run"]) == 2
     assert "--out /proc/self/no-such-run: cannot create it (" in _one_error_line(capsys)
+
+
+def test_the_parents_created_before_a_failing_mkdir_are_removed(
+    tmp_path, capsys, fake_run, monkeypatch
+):
+    real_mkdir = Path.mkdir
+
+    def mkdir_failing_at_run(path, *args, **kwargs):
+        if path.name == "run":
+            raise PermissionError(13, "Permission denied")
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_failing_at_run)
+    assert main([*ARGS, "--out", str(tmp_path / "a" / "b" / "run")]) == 2
+    assert "cannot create it (Permission denied)" in _one_error_line(capsys)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o077])
