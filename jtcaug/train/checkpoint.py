@@ -48,6 +48,10 @@ class CheckpointDamaged(Exception):
         self.reason = reason
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, permissions, a file in the way)."""
+
+
 class Checkpointer:
     """Saves and restores loop states by epoch. Use as a context manager.
 
@@ -102,17 +106,28 @@ class Checkpointer:
 
     def save(self, epoch: int, state, meta: dict) -> None:
         """Saves ``state`` (a pytree of arrays) and ``meta`` (JSON-ready) as ``epoch``."""
-        manager = self._open()
-        manager.save(
-            int(epoch),
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
-            ),
-            force=True,
-        )
-        manager.wait_until_finished()
         step = self.step_path(epoch)
-        atomic_write_text(step / CHECKSUM_FILE, json.dumps(_checksums(step), indent=1) + "\n")
+        try:
+            # Made here rather than by orbax: orbax's failure would leave its background
+            # threads timing out with pages of tracebacks after the error is reported.
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CheckpointWriteError(
+                f"cannot write checkpoint {step}: {err.strerror or err}"
+            ) from None
+        try:
+            manager = self._open()
+            manager.save(
+                int(epoch),
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+                ),
+                force=True,
+            )
+            manager.wait_until_finished()
+            atomic_write_text(step / CHECKSUM_FILE, json.dumps(_checksums(step), indent=1) + "\n")
+        except Exception as err:  # orbax raises many types; any of them means not saved
+            raise CheckpointWriteError(f"cannot write checkpoint {step}: {_one_line(err)}") from err
         self._verified.add(int(epoch))
 
     def verify(self, epoch: int) -> None:

@@ -117,6 +117,11 @@ def _main(args: argparse.Namespace) -> int:
         out = output_directory(args.out)
         metrics_path = out / METRICS_FILE
         checkpoints = out / CHECKPOINT_DIR
+        if checkpoints.exists() and not checkpoints.is_dir() and not args.overwrite:
+            raise _Refused(
+                f"--out {out}: {CHECKPOINT_DIR} is not a directory; move it away or pass "
+                "--overwrite"
+            )
         finished = _finished_run(metrics_path, args, config)
         if _has_checkpoints(checkpoints) and not (args.resume or args.overwrite):
             return _fail(
@@ -236,8 +241,12 @@ def _has_checkpoints(checkpoints: Path) -> bool:
 
 
 def _discard_previous_run(out: Path) -> None:
-    (out / METRICS_FILE).unlink(missing_ok=True)
-    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    """Removes what --overwrite replaces, whether each is a file or a directory."""
+    for path in (out / METRICS_FILE, out / CHECKPOINT_DIR):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _quarantine(path: Path) -> Path:

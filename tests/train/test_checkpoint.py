@@ -4,14 +4,22 @@ Every resumed run here is compared bitwise with the uninterrupted ``reference`` 
 """
 
 import json
+import os
 import shutil
+import stat
 
 import chex
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jtcaug.train import run
-from jtcaug.train.checkpoint import CHECKSUM_FILE, CheckpointDamaged, Checkpointer
+from jtcaug.train.checkpoint import (
+    CHECKSUM_FILE,
+    CheckpointDamaged,
+    Checkpointer,
+    CheckpointWriteError,
+)
 
 
 class Interrupt(Exception):
@@ -181,6 +189,22 @@ def test_another_runs_checkpoint_is_named_by_its_differences(checkpoints, tiny_f
     assert "max_epochs: 4 saved, 6 given" in message and "seed: 0 saved, 1 given" in message
     assert "\n" not in message
     assert sorted(p.name for p in checkpoints.iterdir()) == ["2", "3"]  # nothing moved
+
+
+def test_every_file_of_a_step_gets_the_umask_s_permissions(checkpoints):
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (checkpoints / "3").rglob("*"):
+        if path.is_file():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+
+
+def test_a_checkpoint_that_cannot_be_written_names_its_path(tmp_path):
+    (tmp_path / "checkpoints").write_text("a file in the way")
+    with Checkpointer(tmp_path / "checkpoints") as ckpt:
+        with pytest.raises(CheckpointWriteError, match="cannot write checkpoint .*checkpoints/1"):
+            ckpt.save(1, {"w": jnp.zeros(3)}, {"epoch": 1})
+    assert (tmp_path / "checkpoints").read_text() == "a file in the way"
 
 
 def test_opening_and_reading_create_no_directory(tmp_path):

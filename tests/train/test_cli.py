@@ -262,6 +262,15 @@ def test_an_interrupt_while_starting_up_is_one_line(capsys, monkeypatch):
     assert capsys.readouterr().err == "interrupted before the run started: nothing was written\n"
 
 
+def test_a_file_in_place_of_checkpoints_is_refused_unless_overwritten(tmp_path, capsys, fake_run):
+    (tmp_path / "checkpoints").write_text("not a directory")
+    assert main([*ARGS, "--out", str(tmp_path)]) == 2
+    assert "checkpoints is not a directory" in _one_error_line(capsys)
+    assert fake_run.calls == []
+    assert main([*ARGS, "--out", str(tmp_path), "--overwrite"]) == 0
+    assert not (tmp_path / "checkpoints").exists() and (tmp_path / "metrics.json").is_file()
+
+
 def test_an_empty_leftover_checkpoint_directory_is_no_interrupted_run(tmp_path, fake_run):
     (tmp_path / "checkpoints").mkdir()
     assert main([*ARGS, "--out", str(tmp_path)]) == 0
