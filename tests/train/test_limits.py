@@ -87,3 +87,18 @@ def test_an_absurd_batch_is_refused_with_the_real_memory(tiny_fold, tiny_config)
     absurd = dataclasses.replace(tiny_config, batch_size=10**8)
     with pytest.raises(DeviceMemoryError, match=r"GiB of \w+ memory, only .* GiB are free"):
         run(tiny_fold, absurd, progress=False)
+
+
+def test_running_out_of_memory_during_training_is_one_line(
+    tiny_fold, tiny_config, tmp_path, monkeypatch
+):
+    def exhausted(*args, **kwargs):
+        raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 9 GiB\n...")
+
+    monkeypatch.setattr(runner, "_advance", exhausted)
+    with pytest.raises(DeviceMemoryError) as caught:
+        run(tiny_fold, tiny_config, checkpoint_dir=tmp_path / "checkpoints", progress=False)
+    assert str(caught.value) == (
+        "batch_size 64 ran out of device memory in epoch 1; use a smaller batch size"
+    )
+    assert not (tmp_path / "checkpoints").exists()
