@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,8 +22,8 @@ from tqdm.auto import tqdm
 
 from jtcaug.evaluation.metrics import classification_metrics
 from jtcaug.model import LATENT_DIM, count_params, n_classes_of
-from jtcaug.train import loop
-from jtcaug.train.checkpoint import Checkpointer
+from jtcaug.train import batching, loop
+from jtcaug.train.checkpoint import CheckpointDamaged, Checkpointer
 from jtcaug.train.config import TrainConfig
 from jtcaug.train.state import eval_forward
 
@@ -159,6 +160,7 @@ def run(
     progress: bool = True,
     mesh: jax.sharding.Mesh | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Trains the ResNet-1d on one fold and evaluates its best-validation state on test.
 
@@ -169,21 +171,28 @@ def run(
       return_latents: also return the test latents ``(N_test, 128)``.
       return_state: also return the best ``{"params", "batch_stats"}``.
       checkpoint_dir: save the loop state there every ``config.checkpoint_every`` epochs,
-        at the end, and when interrupted.
-      resume: continue from the newest checkpoint in ``checkpoint_dir`` (fresh start if
-        there is none). Without it, an existing checkpoint is an error.
+        at the end, and when interrupted. The directory is created by the first save.
+      resume: continue from the newest usable checkpoint in ``checkpoint_dir``: a damaged
+        one is moved aside with a warning and the previous one is tried; with none left (or
+        none there) the run starts fresh. Without it, an existing checkpoint is an error.
       progress: draw a per-epoch progress bar (loss, val acc, ETA).
       mesh: a 1-d mesh with axis "data" for data-parallel training (``parallel.make_mesh``).
       on_epoch: called on the host after every epoch (logging; raising stops the run, with
         a checkpoint of the last completed epoch).
+      warn: receives one-line warnings (a batch larger than the training set, a damaged
+        checkpoint); default ``warnings.warn``.
 
     Raises:
-      ValueError: bad config or fold, or a checkpoint that belongs to another run.
+      ValueError: bad config or fold, a checkpoint that belongs to another run (the message
+        names the differing settings), or a batch that cannot fit the device's memory
+        (``DeviceMemoryError``).
       FileExistsError: ``checkpoint_dir`` holds checkpoints and ``resume`` is False.
       TrainingDiverged: NaN/inf training loss (the last good epoch is checkpointed).
     """
+    warn = _default_warn if warn is None else warn
     config.validate()
     data = fold_arrays(fold)
+    check_limits(config, int(data.x_train.shape[0]), seeded=key is None)
     key = jax.random.PRNGKey(config.seed) if key is None else key
     advance = _advance
     if mesh is not None:
@@ -196,16 +205,34 @@ def run(
         "dataset": str(getattr(fold, "dataset", "")),
         "fold": int(getattr(fold, "fold", -1)),
         "n_train": int(data.x_train.shape[0]),
-        "data_sha256": _fingerprint(fold),
+        "data_sha256": fold_fingerprint(fold),
         "key": np.asarray(loop.raw_key(key)).tolist(),
     }
     started = time.perf_counter()
     ls = _init(key, data, config)
     if mesh is not None:
         ls = parallel.replicate(ls, mesh)
+    device = jax.tree_util.tree_leaves(ls)[0].devices().pop()
+    if config.parsed_policy.kind == "preaugment":
+        _check_memory(
+            _footprint(_pool, ls.key, data, config),
+            device,
+            f"policy {config.policy} builds a training set that",
+            "use fewer pre-augmented copies",
+        )
+    pool = _pool(ls.key, data, config)
+    _check_memory(
+        _footprint(advance, ls, data, pool, config, jnp.ones((), jnp.int32)),
+        device,
+        f"batch_size {config.batch_size} makes a training step that",
+        "use a smaller batch size",
+    )
+    batch_warning = oversized_batch_warning(config, int(data.x_train.shape[0]))
+    if batch_warning:
+        warn(batch_warning)
     previous_wall = 0.0
     if checkpoint_dir is None:
-        ls = _train_epochs(ls, data, config, advance, None, meta, progress, on_epoch, started)
+        ls = _train_epochs(ls, data, pool, config, advance, None, meta, progress, on_epoch, started)
     else:
         with Checkpointer(checkpoint_dir) as ckpt:
             latest = ckpt.latest_epoch()
@@ -214,20 +241,21 @@ def run(
                     f"{checkpoint_dir} already holds checkpoints (epoch {latest}); "
                     "pass resume=True to continue them"
                 )
-            if latest is not None:
-                ls, saved = ckpt.restore(latest, ls)
-                _check_same_run(saved, meta, checkpoint_dir)
+            restored = _restore_newest(ckpt, ls, meta, warn) if resume else None
+            if restored is not None:
+                ls, saved = restored
                 previous_wall = float(saved.get("wall_time_s", 0.0))
             meta["previous_wall_time_s"] = previous_wall
-            ls = _train_epochs(ls, data, config, advance, ckpt, meta, progress, on_epoch, started)
+            ls = _train_epochs(
+                ls, data, pool, config, advance, ckpt, meta, progress, on_epoch, started
+            )
     out = _finish(ls, data, config, return_latents)
     wall = previous_wall + time.perf_counter() - started
     return _result(out, fold, config, wall, return_state)
 
 
-def _train_epochs(ls, data, config, advance, ckpt, meta, progress, on_epoch, started):
+def _train_epochs(ls, data, pool, config, advance, ckpt, meta, progress, on_epoch, started):
     """The host epoch loop; returns the final loop state."""
-    pool = _pool(ls.key, data, config)
     one = jnp.ones((), jnp.int32)
     epoch = int(ls.epoch)
     saved_epoch = epoch if ckpt is not None and ckpt.latest_epoch() == epoch else None
@@ -246,7 +274,15 @@ def _train_epochs(ls, data, config, advance, ckpt, meta, progress, on_epoch, sta
     try:
         stopped = bool(ls.stopped)
         while not stopped:
-            new = advance(ls, data, pool, config, one)
+            try:
+                new = advance(ls, data, pool, config, one)
+            except Exception as err:
+                if _is_out_of_memory(err):
+                    raise DeviceMemoryError(
+                        f"batch_size {config.batch_size} ran out of device memory in epoch "
+                        f"{epoch + 1}; use a smaller batch size"
+                    ) from None
+                raise
             report = jax.device_get(
                 (
                     new.epoch,
@@ -287,16 +323,207 @@ def _train_epochs(ls, data, config, advance, ckpt, meta, progress, on_epoch, sta
     return ls
 
 
+# --- resuming -----------------------------------------------------------------------------
+
+# What must match between a checkpoint and the run resuming it.
+RUN_IDENTITY = ("config", "dataset", "fold", "n_train", "data_sha256", "key")
+
+
+def run_differences(saved: dict, current: dict) -> list[str]:
+    """The settings in which a saved run (checkpoint meta or metrics record) differs.
+
+    Both dicts may hold any of ``RUN_IDENTITY``; ``config`` is compared field by field.
+
+    Returns:
+      Short phrases such as ``"max_epochs: 4 saved, 20 given"``; empty if the runs match.
+    """
+    differences = []
+    for field in RUN_IDENTITY:
+        if field not in current:
+            continue
+        old, new = saved.get(field), current[field]
+        if field == "config" and isinstance(old, dict) and isinstance(new, dict):
+            for name in sorted(set(old) | set(new), key=_config_order(new)):
+                if old.get(name, _MISSING) != new.get(name, _MISSING):
+                    differences.append(
+                        f"{name}: {_show(old.get(name, _MISSING))} saved, "
+                        f"{_show(new.get(name, _MISSING))} given"
+                    )
+        elif field == "data_sha256" and old != new:
+            differences.append("the fold's data differ")
+        elif field == "key" and old != new:
+            differences.append("the run's key differs")
+        elif old != new:
+            differences.append(f"{field}: {_show(old)} saved, {_show(new)} given")
+    return differences
+
+
+_MISSING = object()
+
+
+def _config_order(config: dict):
+    order = {name: i for i, name in enumerate(config)}
+    return lambda name: (order.get(name, len(order)), name)
+
+
+def _show(value) -> str:
+    return "(none)" if value is _MISSING else repr(value) if isinstance(value, str) else f"{value}"
+
+
+def _restore_newest(ckpt: Checkpointer, like, meta: dict, warn):
+    """The newest usable checkpoint as ``(loop_state, saved_meta)``, or None.
+
+    Damaged steps are moved aside with a warning and the next older one is tried; the saved
+    settings are compared before the state is read, so another run's checkpoint is named
+    as such instead of failing on mismatched array shapes.
+    """
+    damaged = 0
+    for epoch in reversed(ckpt.epochs()):
+        try:
+            saved = ckpt.restore_meta(epoch)
+            _check_same_run(saved, meta, ckpt.directory)
+            state, saved = ckpt.restore(epoch, like)
+        except CheckpointDamaged as err:
+            moved = ckpt.quarantine(epoch)
+            damaged += 1
+            warn(f"{err}; moved it to {moved.name} and trying the previous checkpoint")
+            continue
+        return state, saved
+    if damaged:
+        warn(f"no usable checkpoint left in {ckpt.directory}: starting the run over")
+    return None
+
+
 def _check_same_run(saved: dict, meta: dict, directory) -> None:
-    for field in ("config", "dataset", "fold", "n_train", "data_sha256", "key"):
-        if saved.get(field) != meta[field]:
-            raise ValueError(
-                f"checkpoint in {directory} belongs to another run ({field} differs): "
-                "use another directory or start over"
-            )
+    differences = run_differences(saved, meta)
+    if differences:
+        raise ValueError(
+            f"checkpoint in {directory} belongs to another run ({'; '.join(differences)}): "
+            "resume with its settings, or start over"
+        )
 
 
-def _fingerprint(fold) -> str:
+# --- memory -------------------------------------------------------------------------------
+
+
+# Far beyond any run's needs (the paper trains at most 500 epochs), yet small enough that the
+# per-epoch history arrays stay a few megabytes instead of exhausting memory at start-up.
+MAX_EPOCHS = 1_000_000
+_INT32_MAX = 2**31 - 1
+
+
+def check_limits(config: TrainConfig, n_train: int, *, seeded: bool = True) -> None:
+    """Refuses values ``TrainConfig.validate`` accepts but the jitted core cannot represent.
+
+    Args:
+      n_train: training rows (the step count depends on it).
+      seeded: the run's key comes from ``config.seed`` (``jax.random.PRNGKey``), which keeps
+        32 bits, so larger seeds would silently repeat smaller ones.
+
+    Raises:
+      ValueError: one line naming the setting and its limit.
+    """
+    if config.max_epochs > MAX_EPOCHS:
+        raise ValueError(f"max_epochs must be <= {MAX_EPOCHS}, got {config.max_epochs}")
+    for name in ("batch_size", "patience", "eval_batch_size"):
+        if getattr(config, name) > _INT32_MAX:
+            raise ValueError(f"{name} must be <= {_INT32_MAX}, got {getattr(config, name)}")
+    if seeded and config.seed >= 2**32:
+        raise ValueError(f"seed must be < {2**32} (a 32-bit key seed), got {config.seed}")
+    policy = config.parsed_policy
+    steps = batching.steps_per_epoch(
+        policy.training_set_size(n_train), policy.originals_per_step(config.batch_size)
+    )
+    if steps * config.max_epochs > _INT32_MAX:
+        raise ValueError(
+            f"max_epochs {config.max_epochs} x {steps} steps per epoch exceeds the "
+            f"{_INT32_MAX} steps the step counter holds"
+        )
+
+
+class DeviceMemoryError(ValueError):
+    """The batch size cannot fit the device's memory (found before training, or during it)."""
+
+
+def oversized_batch_warning(config: TrainConfig, n_train: int) -> str | None:
+    """A warning when one step draws more rows than the training pool holds, else None.
+
+    Such a step repeats rows (the sampler wraps around the epoch's permutation), so every
+    epoch is one step over a mostly duplicated batch: legal, but rarely what was meant.
+    """
+    policy = config.parsed_policy
+    pool = policy.training_set_size(n_train)
+    per_step = policy.originals_per_step(config.batch_size)
+    if per_step <= pool:
+        return None
+    return (
+        f"batch_size {config.batch_size} draws {per_step} rows per step from a training set "
+        f"of {pool}: each step repeats rows"
+    )
+
+
+def memory_shortfall(needed: int, free: int, subject: str, platform: str, remedy: str):
+    """The one-line error when ``subject`` needs more bytes than are free, else None."""
+    if needed <= free:
+        return None
+    gib = 2**30
+    return (
+        f"{subject} needs about {needed / gib:.1f} GiB of {platform} memory, only "
+        f"{free / gib:.1f} GiB are free; {remedy}"
+    )
+
+
+def _footprint(jitted, *args) -> int | None:
+    """Bytes a jitted call allocates (outputs and temporaries), from its compiled program.
+
+    The program is the one the call itself then runs (jit reuses the compilation), so
+    asking costs no extra compilation. None when the backend does not say.
+    """
+    try:
+        stats = jitted.lower(*args).compile().memory_analysis()
+    except (AttributeError, NotImplementedError):
+        return None
+    if stats is None:
+        return None
+    return int(stats.output_size_in_bytes + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+
+
+def _check_memory(needed: int | None, device, subject: str, remedy: str) -> None:
+    """Refuses, before anything is allocated, a call that cannot fit the free memory."""
+    free = _free_device_memory(device)
+    if needed is None or free is None:
+        return
+    message = memory_shortfall(needed, free, subject, device.platform, remedy)
+    if message:
+        raise DeviceMemoryError(message)
+
+
+def _free_device_memory(device) -> int | None:
+    """Bytes free on ``device``: its allocator's limit less what is in use, or for a CPU
+    (no allocator statistics) the host's available memory; None when unknown."""
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _is_out_of_memory(err: Exception) -> bool:
+    text = str(err)
+    return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text
+
+
+def _default_warn(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def fold_fingerprint(fold) -> str:
     """SHA-256 of the fold's arrays: a resumed run must see the very same data."""
     digest = hashlib.sha256()
     for split in ("train", "val", "test"):

@@ -105,6 +105,7 @@ def test_predict_and_embed_reproduce_the_run(reference, tiny_fold):
         predict(reference.state, tiny_fold.x_test[..., :2])
 
 
+@pytest.mark.filterwarnings("ignore:batch_size 512 draws:RuntimeWarning")
 def test_nan_loss_stops_with_the_epoch_and_keeps_the_last_good_checkpoint(tiny_fold, tmp_path):
     # One step per epoch; a huge learning rate blows the weights up after epoch 1.
     config = TrainConfig(batch_size=512, max_epochs=5, learning_rate=1e38, checkpoint_every=1)

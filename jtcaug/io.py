@@ -1,0 +1,73 @@
+"""Atomic file writes that respect the umask.
+
+Each writer fills a temporary file beside the target and renames it over the target, so a
+reader (or a rerun after a crash) sees either the old file or the complete new one, never a
+half-written one. The temporary file is created with ``os.open(..., 0o666)`` rather than
+``tempfile.mkstemp`` (always 0600), so the finished file gets the permissions the process's
+umask allows, as a plain ``open(path, "w")`` would: results on a shared machine stay readable
+by colleagues when the umask says so.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+TEMP_SUFFIX = ".tmp"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically (parent directories are created)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+
+    atomic_write_with(path, write)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes ``text`` (UTF-8) to ``path`` atomically (parent directories are created)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """Atomic write through a writer that takes a path (parquet, PNG, npz, JSON).
+
+    ``write`` receives the path of an empty temporary file in the target's directory (named
+    ``.<name>.<random>.tmp``) and fills it; the file is then flushed to disk and renamed over
+    ``path``. On any error, the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _create_temp_beside(path)
+    try:
+        write(tmp)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _create_temp_beside(path: Path) -> Path:
+    """A new empty file next to ``path``; its mode is 0666 less the umask."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+
+
+def _fsync(path: Path) -> None:
+    """Flushes a written file to disk, so the rename never exposes an empty file after a crash."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
