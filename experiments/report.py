@@ -20,8 +20,9 @@ from matplotlib.figure import Figure
 
 from experiments.grid import CampaignError, ConfigSpec, RunSpec
 from experiments.results import collect_results, write_results
-from experiments.store import REPORT_LOCK, ResultStore, atomic_write_text, atomic_write_with
+from experiments.store import REPORT_LOCK, ResultStore
 from jtcaug.evaluation import stats
+from jtcaug.io import atomic_write_text, atomic_write_with
 
 REPORT = "report.md"
 TABLES_DIR = "tables"

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 from experiments.grid import RunSpec
-from experiments.store import RESULTS, CorruptResult, ResultStore, atomic_write_with
+from experiments.store import RESULTS, CorruptResult, ResultStore
+from jtcaug.io import atomic_write_with
 
 CONFIG_COLUMNS = ("config", "group", "aug", "policy", "alpha", "class_weighted")
 

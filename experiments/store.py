@@ -10,9 +10,9 @@ Layout of OUT:
   ``results.parquet``, ``report.md``  built from a fresh read of the result files while the
                      report lock is held, so a report never replaces a newer one.
 
-Temp files carry their writer's host and pid: a start-up sweep removes only those whose
-writer is gone (or that are a day old), never another process's write in flight. Files are
-created with the permissions the umask allows, like any other file the user writes.
+Writes are atomic (``jtcaug.io``): temp files carry their writer's host and pid, and a
+start-up sweep removes only those whose writer is gone (or that are a day old), never another
+process's write in flight. Files get the permissions the umask allows.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ import hashlib
 import json
 import math
 import os
-import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -34,6 +32,13 @@ from typing import Any
 import numpy as np
 
 from experiments.grid import CampaignError, RunSpec
+from jtcaug.io import (
+    HOST,
+    atomic_write_text,
+    atomic_write_with,
+    sweep_stale_temp_files,
+    writer_gone,
+)
 
 MANIFEST = "manifest.json"
 RUNS_DIR = "runs"
@@ -42,100 +47,10 @@ RESULTS = "results.parquet"
 RESULT_FORMAT = 2
 STORE_LOCK = ".store.lock"
 REPORT_LOCK = ".report.lock"
-# A temp file or claim this old is abandoned whoever wrote it (a writer on another host
-# cannot be asked whether it is alive).
-STALE_AFTER_S = 24 * 3600
-_HOST = socket.gethostname().replace(".", "_")
 
 
 class CorruptResult(Exception):
     """A result file that cannot be trusted; the message says why."""
-
-
-# --------------------------------------------------------------------------------------------
-# Atomic writes
-# --------------------------------------------------------------------------------------------
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _temp_file(path: Path) -> tuple[int, str]:
-    """A new temp file beside ``path``, named for its writer, with umask permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.{_HOST}.{os.getpid()}.", suffix=".tmp"
-    )
-    os.fchmod(fd, 0o666 & ~_umask())
-    return fd, tmp
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` via a temp file in the same directory and ``os.replace``."""
-    fd, tmp = _temp_file(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_with(path: Path, write: Callable[[Path], None]) -> None:
-    """Atomic write through a writer that takes a path (parquet, PNG, npz)."""
-    fd, tmp = _temp_file(path)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _owner_gone(host: str, pid: str, mtime: float) -> bool:
-    """Whether the process that left a temp file or claim is gone."""
-    if time.time() - mtime > STALE_AFTER_S:
-        return True
-    return host == _HOST and pid.isdigit() and not _pid_alive(int(pid))
-
-
-def sweep_stale_temp_files(directory: Path) -> int:
-    """Deletes temp files of interrupted writes in ``directory`` whose writer is gone."""
-    removed = 0
-    for path in directory.glob(".*.tmp"):
-        # .<name>.<host>.<pid>.<random>.tmp; an untagged one is judged by its age alone.
-        parts = path.name[1:-4].rsplit(".", 3)
-        host, pid = (parts[1], parts[2]) if len(parts) == 4 else ("", "")
-        try:
-            stale = _owner_gone(host, pid, path.stat().st_mtime)
-        except FileNotFoundError:
-            continue
-        if stale:
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
 
 
 # --------------------------------------------------------------------------------------------
@@ -435,14 +350,14 @@ class ResultStore:
             return True
         if not isinstance(owner, dict):
             return True
-        return _owner_gone(str(owner.get("host")), str(owner.get("pid")), mtime)
+        return writer_gone(str(owner.get("host")), str(owner.get("pid")), mtime)
 
     def try_claim_run(self, spec: RunSpec) -> bool:
         """Claims a run for this process; False when it is finished or claimed by a live
         process. A stale claim (its process is gone) is taken over."""
         self._ensure_dir(self.claims_dir)
         path = self.claims_dir / spec.run_id
-        owner = json.dumps({"host": _HOST, "pid": os.getpid(), "time": time.time()})
+        owner = json.dumps({"host": HOST, "pid": os.getpid(), "time": time.time()})
         for _ in range(2):
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

@@ -6,16 +6,27 @@ half-written one. The temporary file is created with ``os.open(..., 0o666)`` rat
 ``tempfile.mkstemp`` (always 0600), so the finished file gets the permissions the process's
 umask allows, as a plain ``open(path, "w")`` would: results on a shared machine stay readable
 by colleagues when the umask says so.
+
+A temporary file's name carries its writer's host and pid (``.<name>.<host>.<pid>.<random>
+.tmp``), so ``sweep_stale_temp_files`` removes only those whose writer is gone, never a write
+another live process has in flight.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 TEMP_SUFFIX = ".tmp"
+# This machine, as written into temp file names (dots would split the name's fields).
+HOST = socket.gethostname().replace(".", "_")
+# A temp file this old is abandoned whoever wrote it (a writer on another host cannot be
+# asked whether it is alive).
+STALE_AFTER_S = 24 * 3600
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -37,8 +48,9 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], None]) ->
     """Atomic write through a writer that takes a path (parquet, PNG, npz, JSON).
 
     ``write`` receives the path of an empty temporary file in the target's directory (named
-    ``.<name>.<random>.tmp``) and fills it; the file is then flushed to disk and renamed over
-    ``path``. On any error, the temporary file is removed and ``path`` is left as it was.
+    ``.<name>.<host>.<pid>.<random>.tmp``) and fills it; the file is then flushed to disk and
+    renamed over ``path``. On any error, the temporary file is removed and ``path`` is left as
+    it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +67,9 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], None]) ->
 def _create_temp_beside(path: Path) -> Path:
     """A new empty file next to ``path``; its mode is 0666 less the umask."""
     while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+        tmp = path.with_name(
+            f".{path.name}.{HOST}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+        )
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
@@ -71,3 +85,39 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def writer_gone(host: str, pid: str, mtime: float, max_age_s: float = STALE_AFTER_S) -> bool:
+    """Whether the process that left a file (temp file, claim) is gone: it ran on this host
+    and no longer exists, or the file is older than ``max_age_s``."""
+    if time.time() - mtime > max_age_s:
+        return True
+    return host == HOST and pid.isdigit() and not pid_alive(int(pid))
+
+
+def sweep_stale_temp_files(directory: str | os.PathLike) -> int:
+    """Deletes the temp files of interrupted writes in ``directory`` whose writer is gone;
+    returns how many. An untagged temp file is judged by its age alone."""
+    removed = 0
+    for path in Path(directory).glob(f".*{TEMP_SUFFIX}"):
+        parts = path.name[1 : -len(TEMP_SUFFIX)].rsplit(".", 3)
+        host, pid = (parts[1], parts[2]) if len(parts) == 4 else ("", "")
+        try:
+            stale = writer_gone(host, pid, path.stat().st_mtime)
+        except FileNotFoundError:
+            continue
+        if stale:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -11,13 +11,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from jtcaug.data.flows import DatasetError, Flows
+from jtcaug.io import atomic_write_with
 
 log = logging.getLogger("jtcaug.data")
 
@@ -152,21 +152,18 @@ def write_entry(path: Path, flows: Flows, *, source: str | None = None) -> None:
 
     ``source`` is the identity of what the entry was built from (``read_entry`` checks it).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {key: getattr(flows, key) for key in _ARRAYS}
     if flows.groups is not None:
         arrays["groups"] = flows.groups
     meta = _meta_of(flows, source)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
             np.savez_compressed(
                 fh, **arrays, meta=np.array(meta), checksum=np.array(_checksum(arrays, meta))
             )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write_with(path, write)
 
 
 def read_entry(path: Path, *, source: str | None = None) -> Flows:

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import re
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ import numpy as np
 
 from jtcaug.data.flows import DatasetError
 from jtcaug.data.pcap import CaptureFlows, FlowOptions, build_flows
+from jtcaug.io import atomic_write_with
 
 log = logging.getLogger("jtcaug.data")
 
@@ -292,17 +291,9 @@ def pcap_to_table(
         }
     )
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        atomic_write_with(out, lambda tmp: pq.write_table(table, tmp))
     except OSError as err:
         raise DatasetError(f"--out {out}: cannot write there: {err.strerror}") from err
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return {
         "out": str(out),
         "captures": len(captures),

@@ -12,6 +12,7 @@ from experiments.executors import LocalExecutor
 from experiments.grid import CampaignError, ConfigSpec
 from experiments.results import collect_results
 from experiments.store import ResultStore, atomic_write_with
+from jtcaug.io import HOST
 
 from .fakes import CountingRunFn, fake_output
 
@@ -230,9 +231,8 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 
 
 def store_host():
-    from experiments import store
 
-    return store._HOST
+    return HOST
 
 
 def dead_pid():

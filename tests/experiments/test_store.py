@@ -15,6 +15,7 @@ import pytest
 from experiments import cli, report, store
 from experiments.grid import CampaignError
 from experiments.store import ResultStore
+from jtcaug.io import HOST, STALE_AFTER_S
 
 from .fakes import fake_output
 from .test_execution import GRID, dead_pid, manifest, run_campaign, runs
@@ -26,6 +27,7 @@ def _claim_in_subprocess(out: Path, seed: int, start_at: float) -> subprocess.Po
     code = f"""
 import json, sys, time
 from experiments.store import ResultStore
+from jtcaug.io import HOST, STALE_AFTER_S
 from experiments.grid import CampaignError
 manifest = {{"campaign": "t", "seed": {seed}, "grid": []}}
 time.sleep(max(0.0, {start_at} - time.time()))
@@ -54,14 +56,14 @@ def test_two_processes_with_different_settings_cannot_both_claim_out(tmp_path):
 def test_sweep_keeps_live_writers_temp_files_and_removes_dead_ones(tmp_path):
     runs_dir = tmp_path / "runs"
     runs_dir.mkdir(parents=True)
-    live = runs_dir / f".a.json.{store._HOST}.{os.getpid()}.x1.tmp"
-    dead = runs_dir / f".b.json.{store._HOST}.{dead_pid()}.x2.tmp"
+    live = runs_dir / f".a.json.{HOST}.{os.getpid()}.x1.tmp"
+    dead = runs_dir / f".b.json.{HOST}.{dead_pid()}.x2.tmp"
     other_host = runs_dir / f".c.json.elsewhere.{os.getpid()}.x3.tmp"
     old = runs_dir / ".d.json.untagged.tmp"
-    top = tmp_path / f".results.parquet.{store._HOST}.{dead_pid()}.x4.tmp"
+    top = tmp_path / f".results.parquet.{HOST}.{dead_pid()}.x4.tmp"
     for path in (live, dead, other_host, old, top):
         path.write_text("partial")
-    long_ago = time.time() - store.STALE_AFTER_S - 10
+    long_ago = time.time() - STALE_AFTER_S - 10
     os.utime(old, (long_ago, long_ago))
     assert ResultStore(tmp_path).sweep() == 3
     assert live.exists() and other_host.exists()
@@ -75,7 +77,7 @@ def test_a_run_claimed_by_a_live_process_is_left_to_it(tmp_path):
     try:
         s.claims_dir.mkdir(parents=True)
         (s.claims_dir / spec.run_id).write_text(json.dumps(
-            {"host": store._HOST, "pid": helper.pid, "time": time.time()}))
+            {"host": HOST, "pid": helper.pid, "time": time.time()}))
         summary = run_campaign(tmp_path, lambda sp: fake_output(sp))
         assert summary.elsewhere == 1 and summary.completed == len(runs()) - 1
         assert not s.is_finished(spec)
