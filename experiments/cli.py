@@ -85,6 +85,30 @@ def positive_int(text: str) -> int:
     return value
 
 
+def augmentation_list(text: str) -> tuple[str, ...]:
+    """``--augs a,b,c``: known augmentations (the paper's 18 and any registered with
+    ``jtcaug.aug.register`` through ``--aug-module``), at least one, no repeats."""
+    from jtcaug import aug
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in aug.FAMILY]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown augmentation(s) {', '.join(unknown) or repr(text)}; known: "
+            f"{', '.join(aug.FAMILY)}"
+        )
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"augmentations repeat in {text!r}")
+    return names
+
+
+def paper_order(names) -> list[str]:
+    """``names`` with the paper's 18 first, in the paper's order, then registered ones."""
+    from jtcaug import aug
+
+    return [n for n in aug.NAMES if n in names] + [n for n in names if n not in aug.NAMES]
+
+
 def _runs_per_unit(text: str) -> int | str:
     return "auto" if text == "auto" else positive_int(text)
 
@@ -162,6 +186,12 @@ def build_parser(campaign: Campaign) -> tuple[argparse.ArgumentParser, list[str]
                        help="replace a damaged or missing manifest.json with these options, "
                        "accepted when every result file in OUT matches them")
 
+    group.add_argument(
+        "--aug-module", action="append", default=[], metavar="MODULE",
+        help="import MODULE first: its jtcaug.aug.register(...) calls make its augmentations "
+        "usable in --augs and every combination (repeatable)",
+    )
+
     engine = parser.add_argument_group("execution")
     engine.add_argument(
         "--runs-per-unit", type=_runs_per_unit, default="auto", metavar="auto|K",
@@ -189,9 +219,9 @@ def build_parser(campaign: Campaign) -> tuple[argparse.ArgumentParser, list[str]
     return parser, dataset_dests
 
 
-# One JAX device for the whole CPU: ``benchmarks/bench_campaign.py`` compares it with two
-# host devices, and the README gives the figures behind this default.
-DEFAULT_HOST_DEVICES = 1
+# The CPU split into two JAX devices, each training its own run of a unit: on 2 cores this
+# was the fastest layout ``benchmarks/bench_campaign.py`` measured (benchmarks/README.md).
+DEFAULT_HOST_DEVICES = 2
 
 
 def default_compile_cache() -> Path:
@@ -317,6 +347,8 @@ def plan(campaign: Campaign, args: argparse.Namespace, dataset: dict, preset: st
         batch_size=args.batch_size,
         pairing=pairing,
     )
+    if getattr(args, "aug_module", None):
+        manifest["aug_modules"] = list(args.aug_module)
     runs = expand_runs(grid, args.folds, args.seed, args.max_epochs, args.batch_size, pairing)
     return Plan(grid, manifest, runs)
 
@@ -431,6 +463,14 @@ def _spans(folds: list[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
+def import_aug_modules(modules: Sequence[str]) -> None:
+    """Imports the ``--aug-module`` modules (their ``register`` calls run on import)."""
+    from jtcaug import aug
+
+    for module in modules:
+        aug.import_augmentation_module(module)
+
+
 def main(campaign: Campaign, argv: Sequence[str] | None = None,
          make_unit_fn: Callable[[], execution.UnitFn] | None = None) -> int:
     """Command line of a campaign; returns the process exit status.
@@ -438,12 +478,19 @@ def main(campaign: Campaign, argv: Sequence[str] | None = None,
     ``make_unit_fn`` replaces the campaign's unit function (tests drive the command line
     with a fake trainer).
     """
+    # Registered augmentations must exist before --augs is parsed and checked.
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--aug-module", action="append", default=[])
+    try:
+        import_aug_modules(early.parse_known_args(argv)[0].aug_module)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     parser, dataset_dests = build_parser(campaign)
     args = parser.parse_args(argv)
     executor = None
     try:
-        if args.host_devices is not None or DEFAULT_HOST_DEVICES != 1:
-            set_host_devices(args.host_devices or DEFAULT_HOST_DEVICES)
+        set_host_devices(args.host_devices or DEFAULT_HOST_DEVICES)
         preset = apply_preset(parser, args, campaign)
         # Options left at None change nothing: kept out, the manifest lists what was chosen.
         dataset = {dest: getattr(args, dest) for dest in dataset_dests

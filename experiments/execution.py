@@ -88,7 +88,12 @@ _UNIT_FNS: dict[str, UnitFn] = {}
 
 
 def campaign_unit_fn(module: str, args, n_folds: int) -> UnitFn:
-    """The unit function of the campaign defined in ``module`` (importable on any worker)."""
+    """The unit function of the campaign defined in ``module`` (importable on any worker),
+    after the user's ``--aug-module`` modules have registered their augmentations."""
+    from jtcaug import aug
+
+    for name in getattr(args, "aug_module", None) or ():
+        aug.import_augmentation_module(name)
     campaign = importlib.import_module(module).CAMPAIGN
     return campaign.make_unit_fn(args, n_folds)
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from experiments import report
-from experiments.cli import Campaign, main
+from experiments.cli import Campaign, augmentation_list, main, paper_order
 from experiments.grid import ConfigSpec
 from experiments.report import FigureOut, NotEnoughResults, ReportInput, Section, Table
 from jtcaug import aug
@@ -38,20 +38,9 @@ def static_name(name: str) -> str:
     return f"{name}_alpha{MAGNITUDE_ALPHA}"
 
 
-def _aug_list(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in aug.NAMES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown augmentation(s) {', '.join(unknown) or repr(text)}; known: "
-            f"{', '.join(aug.NAMES)}"
-        )
-    return names
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("G1")
-    group.add_argument("--augs", type=_aug_list, default=aug.NAMES,
+    group.add_argument("--augs", type=augmentation_list, default=aug.NAMES,
                        help="augmentations to benchmark (comma-separated; default all 18)")
     group.add_argument(
         "--magnitude-folds", type=int, default=MAGNITUDE_FOLDS,
@@ -69,8 +58,7 @@ def build_grid(args: argparse.Namespace) -> list[ConfigSpec]:
     grid = [ConfigSpec(BASELINE, "baseline", {"aug": "none", "policy": "none", "alpha": None})]
     grid += [
         ConfigSpec(name, "single", {"aug": name, "policy": "inject:1", "alpha": None})
-        for name in aug.NAMES
-        if name in args.augs
+        for name in paper_order(args.augs)
     ]
     magnitude_folds = min(args.magnitude_folds, args.folds)
     if magnitude_folds > 0:

@@ -17,10 +17,9 @@ import numpy as np
 import pandas as pd
 
 from experiments import report
-from experiments.cli import Campaign, main
+from experiments.cli import Campaign, augmentation_list, main
 from experiments.grid import ConfigSpec
 from experiments.report import FigureOut, NotEnoughResults, ReportInput, Section, Table
-from jtcaug import aug
 from jtcaug.evaluation import plots, stats
 
 BASELINE = "none"
@@ -45,21 +44,9 @@ def sampler_name(name: str) -> str:
     return f"{policy_name(name, 'inject', '1')}_cw"
 
 
-def _aug_list(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    for name in names:
-        if name not in aug.NAMES:
-            raise argparse.ArgumentTypeError(
-                f"unknown augmentation {name!r}; known: {', '.join(aug.NAMES)}"
-            )
-    if not names:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of augmentations")
-    return names
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("G2")
-    group.add_argument("--augs", type=_aug_list, default=G2_AUGS,
+    group.add_argument("--augs", type=augmentation_list, default=G2_AUGS,
                        help="augmentations of the policy study (comma-separated)")
     group.add_argument("--sampler-folds", type=int, default=SAMPLER_FOLDS,
                        help="folds of the class-weighted sampler study (0 skips it)")

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from experiments import report
-from experiments.cli import Campaign, main
+from experiments.cli import Campaign, augmentation_list, main
 from experiments.execution import RunRecord, UnitFn
 from experiments.grid import ConfigSpec, RunSpec, Unit
 from experiments.report import FigureOut, NotEnoughResults, ReportInput, Section, Table
@@ -50,21 +50,11 @@ GEOMETRY_COLUMNS = {
 }
 
 
-def _aug_list(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in aug.NAMES]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown augmentation(s) {', '.join(unknown)}; known: {', '.join(aug.NAMES)}"
-        )
-    return names
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("G3")
-    group.add_argument("--augs", type=_aug_list, default=aug.NAMES,
+    group.add_argument("--augs", type=augmentation_list, default=aug.NAMES,
                        help="augmentations to train and analyse (comma-separated)")
-    group.add_argument("--tsne-augs", type=_aug_list, default=TSNE_AUGS,
+    group.add_argument("--tsne-augs", type=augmentation_list, default=TSNE_AUGS,
                        help="augmentations that get the t-SNE and distance KDE (Fig. 6)")
     group.add_argument("--tsne-samples", type=int, default=TSNE_SAMPLES,
                        help="training samples (each with one augmented copy) in the t-SNE")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from experiments import report
-from experiments.cli import Campaign, main
+from experiments.cli import Campaign, augmentation_list, main
 from experiments.grid import CampaignError, ConfigSpec
 from experiments.report import ReportInput, Section
 from experiments.store import MANIFEST, RESULTS
@@ -29,14 +29,9 @@ DEFAULT_TOP3 = ("translation", "wrap", "permutation")  # [paper]
 MASKED_P = ("0.3", "0.5", "0.7")  # [paper]
 
 
-def _aug_list(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in aug.NAMES]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown augmentation(s) {', '.join(unknown)}; known: {', '.join(aug.NAMES)}"
-        )
-    if len(names) < 2 or len(set(names)) != len(names):
+def _aug_pool(text: str) -> tuple[str, ...]:
+    names = augmentation_list(text)
+    if len(names) < 2:
         raise argparse.ArgumentTypeError(f"expected >= 2 distinct augmentations, got {text!r}")
     return names
 
@@ -44,7 +39,7 @@ def _aug_list(text: str) -> tuple[str, ...]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("G4")
     source = group.add_mutually_exclusive_group()
-    source.add_argument("--top3", type=_aug_list, default=None,
+    source.add_argument("--top3", type=_aug_pool, default=None,
                         help=f"the pool to combine (default {','.join(DEFAULT_TOP3)})")
     source.add_argument("--top3-from", type=Path, default=None, metavar="G1_OUT",
                         help="take the three best augmentations of a finished G1 campaign "

@@ -160,7 +160,7 @@ def resolve_preset(name: str) -> Preset:
     return PRESETS[key]
 
 
-def class_counts(preset: Preset, scale: float) -> tuple[tuple[str, ...], np.ndarray]:
+def preset_class_counts(preset: Preset, scale: float) -> tuple[tuple[str, ...], np.ndarray]:
     """Class names (sorted, as the MIRAGE reader orders them) and flows per class."""
     if not (np.isfinite(scale) and scale > 0):
         raise DatasetError(f"scale must be a positive number, got {scale}")
@@ -538,7 +538,7 @@ def _generate(preset: Preset, scale: float, seed: int, t_max: int) -> _Generated
         raise DatasetError(f"t_max must be >= 20, got {t_max}")
     if seed < 0:
         raise DatasetError(f"seed must be >= 0, got {seed}")
-    class_names, counts = class_counts(preset, scale)
+    class_names, counts = preset_class_counts(preset, scale)
     rngs = _rngs(preset, seed)
     n_classes = len(class_names)
     proc = _draw_processes(rngs["processes"], n_classes + preset.n_libraries, preset)

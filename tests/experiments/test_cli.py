@@ -184,3 +184,27 @@ def test_dry_run_prints_the_plan_and_an_estimate_and_writes_nothing(tmp_path, ca
     assert "executor: local" in printed and "cpu device(s)" in printed
     assert "ms per step" in printed and "estimated wall time:" in printed
     assert not out.exists()
+
+
+def test_auto_runs_per_unit_is_one_run_per_cpu_device():
+    import jax
+
+    the_plan = cli.Plan([], {}, [])
+    assert cli.resolve_runs_per_unit("auto", the_plan) == len(jax.devices())
+    assert cli.resolve_runs_per_unit(3, the_plan) == 3
+
+
+def test_files_in_place_of_directories_are_named(tmp_path, capsys):
+    cache_file = tmp_path / "cache"
+    cache_file.write_text("x")
+    argv = [*COMMON[:-2], "--folds", "1", "--max-epochs", "1", "--augs", "wrap",
+            "--magnitude-folds", "0"]
+    assert cli.main(FAKE_G1, [*argv, "--compile-cache", str(cache_file),
+                              "--out", str(tmp_path / "a")]) == 2
+    assert "--compile-cache" in capsys.readouterr().err
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "tables").write_text("x")
+    assert cli.main(FAKE_G1, [*argv, "--compile-cache", "none", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "tables directory" in err and len(err.splitlines()) == 1
