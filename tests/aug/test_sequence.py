@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from jtcaug import DIR, IAT, SIZE
+from jtcaug.aug import reference, tcp
 from jtcaug.aug import sequence as seq
-from jtcaug.aug import tcp
 from jtcaug.aug.stats import AugContext
 
 T = 20
@@ -326,39 +326,6 @@ def test_permutation_of_a_single_packet_is_identity():
 # --- TCP-aware ---------------------------------------------------------------------------------
 
 
-def ref_rto(length: int, events, burst_len, dup: bool) -> list[int]:
-    """Literal reading of dup_rto / perm_rto, packet by packet."""
-    in_burst = [False] * length
-    for i in range(length):
-        if events[i]:
-            for j in range(i, min(i + int(burst_len[i]), length)):
-                in_burst[j] = True
-    out, waiting = [], []
-    for j in range(length):
-        if in_burst[j]:
-            if dup:
-                out.append(j)
-            waiting.append(j)
-        else:
-            out.append(j)
-            out.extend(waiting)
-            waiting = []
-    return out + waiting
-
-
-def ref_fastretr(length: int, lost, dup: bool) -> list[int]:
-    """Literal reading of dup_fastretr / perm_fastretr: a lost packet reappears once K more
-    packets have gone by, or at the end of the flow."""
-    k = tcp.FASTRETR_K
-    out = []
-    for j in range(length):
-        if dup or not lost[j]:
-            out.append(j)
-        out.extend(i for i in range(length) if lost[i] and i + k == j)
-    out.extend(i for i in range(length) if lost[i] and i + k >= length)
-    return out
-
-
 def rto_draws(length: int, starts: dict[int, int]):
     events = np.zeros(T, bool)
     burst_len = np.full(T, 2, np.int32)
@@ -427,7 +394,7 @@ def test_rto_matches_the_literal_reference(dup):
     helper = jax.jit(jax.vmap(tcp._dup_rto if dup else tcp._perm_rto))
     out = np.asarray(helper(jnp.asarray(xs), jnp.asarray(lengths, jnp.int32), events, burst_len))
     for i, length in enumerate(lengths):
-        expected = ref_rto(int(length), events[i], burst_len[i], dup)
+        expected = reference.rto_order(int(length), events[i], burst_len[i], dup)
         np.testing.assert_array_equal(out[i], columns(xs[i], expected), err_msg=f"case {i}")
 
 
@@ -437,7 +404,7 @@ def test_fastretr_matches_the_literal_reference(dup):
     helper = jax.jit(jax.vmap(tcp._dup_fastretr if dup else tcp._perm_fastretr))
     out = np.asarray(helper(jnp.asarray(xs), jnp.asarray(lengths, jnp.int32), lost))
     for i, length in enumerate(lengths):
-        expected = ref_fastretr(int(length), lost[i], dup)
+        expected = reference.fastretr_order(int(length), lost[i], dup)
         np.testing.assert_array_equal(out[i], columns(xs[i], expected), err_msg=f"case {i}")
 
 
