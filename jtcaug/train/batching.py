@@ -9,7 +9,7 @@ An epoch is ``steps_per_epoch`` steps of ``per_step`` drawn rows each:
 - class-weighted: i.i.d. draws with probability proportional to ``1 / n_class`` of the row's
   class, ``steps_per_epoch * per_step`` of them (|pool| draws rounded up to whole steps).
 
-Policies (spec augmentations.md section 8) turn drawn rows into a batch:
+Policies (docs/augmentations.md, "Batching policies") turn drawn rows into a batch:
 ``none`` uses them as they are, ``replace:P`` swaps each for its augmentation with
 probability P, ``inject:N`` appends N augmented copies of the ``floor(B / (1 + N))`` drawn
 originals (originals first, then copy 1 of every original, copy 2, ...), and
