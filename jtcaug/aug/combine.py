@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtcaug.aug import sequence
+from jtcaug.aug._common import uniform_int
 from jtcaug.aug.registry import NAMES, SAMPLE_FUNCTIONS, SampleFn
 from jtcaug.aug.stats import AugContext, Stats
 
@@ -191,7 +192,7 @@ def apply_sample(
     members = _members(spec.names, None if spec.kind == "trivial" else alpha)
     k_choice, k_steps = jax.random.split(key)
     if spec.kind in ("ensemble", "trivial"):
-        member = jax.random.randint(k_choice, (), 0, n)
+        member = uniform_int(k_choice, 0, n - 1)
         return jax.lax.switch(member, members, k_steps, x, ctx)
     if spec.kind == "random_stack":
         order = jax.random.permutation(k_choice, n)
@@ -199,7 +200,7 @@ def apply_sample(
             x = jax.lax.switch(order[step], members, k_step, x, ctx)
         return x
     if spec.kind == "rand":
-        picks = jax.random.randint(k_choice, (spec.count,), 0, n)
+        picks = uniform_int(k_choice, 0, n - 1, (spec.count,))
         for step, k_step in enumerate(jax.random.split(k_steps, spec.count)):
             x = jax.lax.switch(picks[step], members, k_step, x, ctx)
         return x
@@ -222,7 +223,9 @@ def augment_batch(
 
     Args:
       key: PRNG key (typed, any implementation, or raw ``uint32[2]``); the same key gives a
-        bitwise-identical result.
+        bitwise-identical result. ``jax.random.key(seed, impl="rbg")`` gives cheaper random
+        bits than the default threefry (figures in benchmarks/README.md); results then
+        differ from threefry's, as from any other key.
       xb: ``(B, T, 3)`` float normalized samples.
       yb: ``(B,)`` integer labels (class ids into ``stats``).
       stats: per-class statistics of the training split.

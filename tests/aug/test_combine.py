@@ -14,7 +14,7 @@ from jtcaug.aug.combine import SAMPLE_FUNCTIONS, _apply_one, parse_how
 from tests.aug.helpers import random_flows, toy_stats
 
 STATS, _, _ = toy_stats()
-# Eager dispatch of vmapped policies is slow; the eager/jit agreement of every function is
+# Eager dispatch of vmapped combinations is slow; the eager/jit agreement of every function is
 # checked per sample in test_properties, so batches here go through jit.
 augment = jax.jit(aug.augment_batch, static_argnames=("how", "alpha"))
 
