@@ -223,9 +223,9 @@ def augment_batch(
 
     Args:
       key: PRNG key (typed, any implementation, or raw ``uint32[2]``); the same key gives a
-        bitwise-identical result. ``jax.random.key(seed, impl="rbg")`` gives cheaper random
-        bits than the default threefry (figures in benchmarks/README.md); results then
-        differ from threefry's, as from any other key.
+        bitwise-identical result. Another implementation, e.g.
+        ``jax.random.key(seed, impl="rbg")``, may give cheaper bits than the default
+        threefry on an accelerator; on XLA:CPU it was not cheaper (benchmarks/README.md).
       xb: ``(B, T, 3)`` float normalized samples.
       yb: ``(B,)`` integer labels (class ids into ``stats``).
       stats: per-class statistics of the training split.
