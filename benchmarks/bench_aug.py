@@ -1,10 +1,10 @@
 """Throughput of every augmentation on a (1024, 20, 3) batch, jitted and vmapped.
 
 Run: ``python benchmarks/bench_aug.py [--batch 1024] [--repeats 7] [--loop 64]``. Prints
-samples/s for the 18 functions and the three policies (median over repeats, after a warm-up
+samples/s for the 18 functions and the combinations (median over repeats, after a warm-up
 call that compiles), then tsaug's nearest equivalents on the same batch (numpy) with the
 jtcaug/tsaug ratio, timed again back to back with jtcaug in each repeat (``paired_ratios``).
-Goals on a 2-core CPU: every jtcaug function >= 1M samples/s; >= 10x its tsaug counterpart.
+There is no per-function speed goal: what matters is the training step (bench_train.py).
 
 Two figures per function:
 - ``per call``: one jitted ``augment_batch`` call per batch from Python, keys made beforehand.
@@ -39,7 +39,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtcaug import aug
-from jtcaug.aug import combine
 
 # tsaug counterpart of each jtcaug function (nearest semantics; tsaug has no class sigma).
 TSAUG_PAIRS = {
@@ -48,8 +47,6 @@ TSAUG_PAIRS = {
     "wrap": ("TimeWarp", {"n_speed_change": 3, "max_speed_ratio": 2.0}),
     "horizontal_flip": ("Reverse", {}),
 }
-GOAL_SAMPLES_PER_S = 1_000_000
-GOAL_RATIO = 10.0
 LOOP = 64  # steps per in-jit call: see the module docstring
 N_KEYS = 64
 # Keeps XLA:CPU from compiling the benchmark's small scan as one single-threaded kernel, a
@@ -182,8 +179,8 @@ def paired_ratios(timers, tsaug_augment, batch: int, repeats: int):
     return statistics.median(ts_rates), ratios
 
 
-def print_policy_overhead(rates: dict[str, tuple[float, float]]) -> None:
-    """In-jit time per sample of each policy against its pool members' own, from this run.
+def print_combination_overhead(rates: dict[str, tuple[float, float]]) -> None:
+    """In-jit time per sample of each combination against its members' own, from this run.
 
     A ratio of two figures taken minutes apart at most, so less at the mercy of a drifting
     machine than the absolute rates. random_stack applies every member to every sample, so
@@ -196,7 +193,7 @@ def print_policy_overhead(rates: dict[str, tuple[float, float]]) -> None:
         "masked_stack:0.5": 0.5 * sum(members),
     }
     pool = "+".join(aug.DEFAULT_POOL)
-    print(f"in jit, policy time per sample / its members' own time ({pool}):")
+    print(f"in jit, combination time per sample / its members' own time ({pool}):")
     for how, floor in floors.items():
         if how in rates:
             print(f"  {how:<18} {1.0 / rates[how][1] / floor:5.2f}x its floor")
@@ -208,12 +205,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument(
         "--loop", type=int, default=LOOP, help="batches per call of the in-jit loop"
-    )
-    parser.add_argument(
-        "--policy-dispatch",
-        choices=combine.POLICY_DISPATCHES,
-        default=combine.POLICY_DISPATCH,
-        help="how the policies run on a batch (jtcaug.aug.combine.POLICY_DISPATCH)",
     )
     parser.add_argument(
         "--sync-dispatch",
@@ -235,18 +226,16 @@ def main() -> None:
     unhoisted = False if args.hoisted_loops else unhoist_loops()
     if args.sync_dispatch:
         jax.config.update("jax_cpu_enable_async_dispatch", False)
-    combine.POLICY_DISPATCH = args.policy_dispatch
     xb, yb, stats, x_np = make_batch(args.batch)
     print(
         f"jax {jax.__version__} on {jax.devices()[0].platform}, batch {tuple(xb.shape)}, "
-        f"policies by {combine.policy_dispatch()!r} (--policy-dispatch {args.policy_dispatch}), "
         f"{'synchronous' if args.sync_dispatch else 'asynchronous'} dispatch, "
         f"in-jit loops of {args.loop} steps "
         f"{'kept unhoisted' if unhoisted else 'as XLA compiles them'}"
     )
-    hows = [*aug.NAMES, "ensemble", "random_stack", "masked_stack:0.5"]
+    hows = [*aug.NAMES, "ensemble", "random_stack", "masked_stack:0.5", "trivial", "rand:2"]
     rates, one_kernel = {}, []
-    print(f"{'augmentation':<18} {'family':<10} {'per call/s':>12} {'in jit/s':>12}  goal (1M/s)")
+    print(f"{'augmentation':<18} {'family':<11} {'per call/s':>12} {'in jit/s':>12}")
     timers = {}
     for how in hows:
         per_call_timer, in_jit_timer, hoisted = jtcaug_timers(how, xb, yb, stats, args.loop)
@@ -255,17 +244,9 @@ def main() -> None:
         in_jit = args.batch / in_jit_timer(args.repeats)
         rates[how] = (per_call, in_jit)
         one_kernel += [how] if hoisted else []
-        family = aug.FAMILY.get(how, "policy")
-        ok = ", ".join(
-            f"{label} {'ok' if rate >= GOAL_SAMPLES_PER_S else 'BELOW'}"
-            for label, rate in (("call", per_call), ("jit", in_jit))
-        )
+        family = aug.FAMILY.get(how, "combination")
         mark = "*" if hoisted else " "
-        print(
-            f"{how:<18} {family:<10} {per_call:>12,.0f} {in_jit:>11,.0f}{mark}  {ok}", flush=True
-        )
-    below = [how for how, (_, in_jit) in rates.items() if in_jit < GOAL_SAMPLES_PER_S]
-    print(f"below 1M samples/s in jit: {', '.join(below) or 'none'}")
+        print(f"{how:<18} {family:<11} {per_call:>12,.0f} {in_jit:>11,.0f}{mark}", flush=True)
     if one_kernel:
         print(
             f"* XLA:CPU compiled this benchmark loop as one single-threaded kernel "
@@ -278,7 +259,7 @@ def main() -> None:
         f"per-call floor: a jitted one-op program (x * 2 on the batch), one call per "
         f"batch: {floor_rate:,.0f} samples/s"
     )
-    print_policy_overhead(rates)
+    print_combination_overhead(rates)
     try:
         import tsaug
     except ImportError:
@@ -289,7 +270,7 @@ def main() -> None:
         "median of per-repeat ratios, jtcaug and tsaug timed back to back in every repeat"
     )
     header = f"{'jtcaug':<18} {'tsaug':<10} {'tsaug/s':>12} {'per call':>10} {'in jit':>10}"
-    print(f"{header}  goal (10x)")
+    print(header)
     x_ts = x_np.astype(np.float64)
     floor_ratios = []
     for name, (cls_name, kwargs) in TSAUG_PAIRS.items():
@@ -297,12 +278,8 @@ def main() -> None:
         ts_rate, ratios = paired_ratios(
             timers[name], lambda seed, a=augmenter: a.augment(x_ts), args.batch, args.repeats
         )
-        ok = ", ".join(
-            f"{label} {'ok' if ratio >= GOAL_RATIO else 'BELOW'}"
-            for label, ratio in zip(("call", "jit"), ratios, strict=True)
-        )
         print(f"{name:<18} {cls_name:<10} {ts_rate:>12,.0f} "
-              f"{ratios[0]:>9.1f}x {ratios[1]:>9.1f}x  {ok}")
+              f"{ratios[0]:>9.1f}x {ratios[1]:>9.1f}x")
         floor_ratios.append(f"{cls_name} {floor_rate / ts_rate:.1f}x")
     # No per-call ratio can beat the per-call floor's, whatever the function does.
     print(f"per-call floor / tsaug (the most a per-call ratio can be): {', '.join(floor_ratios)}")

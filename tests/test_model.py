@@ -1,7 +1,6 @@
-"""The paper's ResNet-1d: parameter count, shapes, BatchNorm modes."""
+"""The paper's ResNet-1d: parameter count, shapes, BatchNorm modes, both convolutions."""
 
 import chex
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +8,6 @@ import pytest
 
 from jtcaug.model import (
     LATENT_DIM,
-    BatchNorm,
     Conv1d,
     ResNet1d,
     count_params,
@@ -121,79 +119,34 @@ def test_conv1d_matches_xla_convolution_with_pytorch_padding(kernel, stride, c_i
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
-def _bn_loss(module, params, batch_stats, x, weights):
-    """A loss on the output and on the updated running statistics, with its variables."""
-    y, updates = module.apply(
-        {"params": params, "batch_stats": batch_stats}, x, mutable=["batch_stats"]
-    )
-    stats = updates["batch_stats"]
-    loss = jnp.sum(y * weights) + jnp.sum(jnp.sin(stats["mean"])) + jnp.sum(jnp.cos(stats["var"]))
-    return loss, stats
+def test_xla_convolution_gives_the_same_model_outputs_and_gradients():
+    x = jax.random.normal(jax.random.PRNGKey(0), (16, 20, 3))
+    y = jnp.arange(16) % 20
+    variables = init_variables(jax.random.PRNGKey(1), 20)
+    matmul, xla = ResNet1d(20, conv="matmul"), ResNet1d(20, conv="xla")
+    shapes = jax.eval_shape(lambda: xla.init(jax.random.PRNGKey(0), x, train=False))
+    chex.assert_trees_all_equal_shapes(shapes, variables)
+    assert count_params(shapes["params"]) == 115_028
 
-
-def _bn_case():
-    x = 3.0 + 2.0 * jax.random.normal(jax.random.PRNGKey(0), (16, 10, 8))
-    weights = jax.random.normal(jax.random.PRNGKey(1), x.shape)
-    params = {
-        "scale": 1.0 + jax.random.normal(jax.random.PRNGKey(2), (8,)),
-        "bias": jax.random.normal(jax.random.PRNGKey(3), (8,)),
-    }
-    batch_stats = {"mean": jnp.full((8,), 0.5), "var": jnp.full((8,), 2.0)}
-    return x, weights, params, batch_stats
-
-
-def test_batch_norm_matches_flax_batch_norm_with_gradients():
-    x, weights, params, batch_stats = _bn_case()
-    ours = BatchNorm(use_running_average=False)
-    flax_bn = nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5)
-    ref_vars = flax_bn.init(jax.random.PRNGKey(4), x)
-    chex.assert_trees_all_equal_shapes(ours.init(jax.random.PRNGKey(4), x), ref_vars)
-    grad = jax.value_and_grad(_bn_loss, argnums=(1, 3), has_aux=True)
-    (loss, stats), grads = jax.jit(grad, static_argnums=0)(ours, params, batch_stats, x, weights)
-    (ref_loss, ref_stats), ref_grads = jax.jit(grad, static_argnums=0)(
-        flax_bn, params, batch_stats, x, weights
-    )
-    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
-    chex.assert_trees_all_close(stats, ref_stats, rtol=1e-5, atol=1e-6)
-    chex.assert_trees_all_close(grads, ref_grads, rtol=1e-4, atol=1e-5)
-    variables = {"params": params, "batch_stats": batch_stats}
-    eval_out = BatchNorm(use_running_average=True).apply(variables, x)
-    ref_eval = nn.BatchNorm(use_running_average=True, epsilon=1e-5).apply(variables, x)
-    np.testing.assert_allclose(eval_out, ref_eval, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.skipif(jax.device_count() < 2, reason="needs 2 devices")
-def test_batch_norm_matches_flax_batch_norm_across_devices():
-    from jax.sharding import PartitionSpec as P
-
-    x, weights, params, batch_stats = _bn_case()
-    mesh = jax.make_mesh((2,), ("data",), devices=jax.devices()[:2])
-
-    def run(module):
-        def body(params, x, weights):
-            (loss, stats), grads = jax.value_and_grad(_bn_loss, argnums=(1, 3), has_aux=True)(
-                module, params, batch_stats, x, weights
-            )
-            return jax.lax.pmean(loss, "data"), stats, jax.lax.pmean(grads, "data")
-
-        sharded = jax.shard_map(
-            body,
-            mesh=mesh,
-            in_specs=(P(), P("data"), P("data")),
-            out_specs=(P(), P(), P()),
-            check_vma=False,
+    def loss(model, params):
+        (logits, _), updates = model.apply(
+            {"params": params, "batch_stats": variables["batch_stats"]},
+            x,
+            train=True,
+            mutable=["batch_stats"],
         )
-        split = jax.sharding.NamedSharding(mesh, P("data"))
-        whole = jax.sharding.NamedSharding(mesh, P())
-        with jax.set_mesh(mesh):
-            return jax.device_get(
-                jax.jit(sharded)(
-                    jax.device_put(params, whole),
-                    jax.device_put(x, split),
-                    jax.device_put(weights, split),
-                )
-            )
+        return jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(16), y]), updates
 
-    ours = run(BatchNorm(use_running_average=False, axis_name="data"))
-    ref = run(nn.BatchNorm(use_running_average=False, momentum=0.9, axis_name="data"))
-    chex.assert_trees_all_close(ours, ref, rtol=1e-4, atol=1e-5)
+    grad = jax.jit(jax.value_and_grad(loss, argnums=1, has_aux=True), static_argnums=0)
+    (value, stats), grads = grad(matmul, variables["params"])
+    (ref_value, ref_stats), ref_grads = grad(xla, variables["params"])
+    np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+    chex.assert_trees_all_close(stats, ref_stats, rtol=1e-4, atol=1e-5)
+    chex.assert_trees_all_close(grads, ref_grads, rtol=1e-3, atol=1e-5)
+    eval_out = matmul.apply(variables, x, train=False)
+    chex.assert_trees_all_close(eval_out, xla.apply(variables, x, train=False), atol=1e-5)
+
+
+def test_unknown_convolution_is_rejected():
+    with pytest.raises(ValueError, match="conv must be one of matmul, xla"):
+        ResNet1d(20, conv="fft").init(jax.random.PRNGKey(0), jnp.zeros((1, 20, 3)), train=False)

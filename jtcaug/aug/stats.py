@@ -1,4 +1,4 @@
-"""Per-class statistics that parametrize the amplitude family (spec section 3).
+"""Per-class statistics that parametrize the amplitude family (docs/augmentations.md).
 
 ``Stats`` is computed once per fold on the normalized training split, host-side with numpy,
 and then travels into jitted code as a pytree.

@@ -1,4 +1,4 @@
-"""Datasets: readers, the synthetic default, folds and normalization (datasets.md).
+"""Datasets: readers, the synthetic default, folds and normalization.
 
 Every source becomes one in-memory form, ``Flows``; ``make_fold`` turns it into the
 normalized ``(N, T, 3)`` train/validation/test arrays and the per-class ``Stats`` of a fold.

@@ -1,4 +1,4 @@
-"""Generic flow tables (datasets.md 1.5): one flow per record, a field mapping says which
+"""Generic flow tables: one flow per record, a field mapping says which
 field is what.
 
 Formats, chosen by extension: ``.json`` (a list of records), ``.jsonl`` / ``.ndjson`` (one

@@ -1,4 +1,4 @@
-"""Folds and preprocessing (datasets.md section 2, augmentations.md sections 1 and 3).
+"""Folds and preprocessing (docs/augmentations.md: sample representation, class statistics).
 
 Fold ``i`` of a dataset is a stratified 70/15/15 train/validation/test split drawn from a
 seed derived from the dataset's identity and ``i`` only, so the same fold pairs runs across
@@ -145,7 +145,7 @@ def iat_quantile(flows: Flows, t_len: int, q: float = 0.99) -> float:
 
 
 def normalize(flows: Flows, iat_q99: float, t_len: int = T_DEFAULT) -> np.ndarray:
-    """``(N, t_len, 3)`` float32 samples (augmentations.md section 1).
+    """``(N, t_len, 3)`` float32 samples (docs/augmentations.md, "Sample representation").
 
     size: ``clip(size, 0, 1460) / 1460``; direction: +1 / -1, 0 on padding; iat:
     ``(log10(clip(iat, 1e-7, q99)) + 7) / (log10(q99) + 7)``. Padding is all-zero.

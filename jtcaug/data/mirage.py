@@ -1,4 +1,4 @@
-"""MIRAGE-2019 / MIRAGE-2022 raw JSON reader with the curation of datasets.md section 1.3.
+"""MIRAGE-2019 / MIRAGE-2022 raw JSON reader with the paper's curation (``MirageCuration``).
 
 Sources: an extracted tree, the downloaded ``.tar.gz`` (MIRAGE-19) or ``.zip`` with nested
 per-app zips (MIRAGE-22), read member by member without extracting to disk. Each capture
@@ -41,7 +41,7 @@ log = logging.getLogger("jtcaug.data")
 VARIANTS = ("mirage19", "mirage22")
 # The group field every MIRAGE flow carries: its capture file (device folder / file name).
 CAPTURE_FILE = "capture_file"
-# Top-level folder / archive names of the public releases (datasets.md 1.1, 1.2).
+# Top-level folder / archive names of the public releases.
 EXTRACTED_DIR = {
     "mirage19": "MIRAGE-2019_traffic_dataset_downloadable",
     "mirage22": "MIRAGE-COVID-CCMA-2022",
@@ -389,7 +389,7 @@ def read_mirage(
         point at the tree or at the archive, not at a folder holding both.
       variant: ``mirage19`` or ``mirage22`` (MIRAGE-22 also treats ``BF_activity ==
         "Unknown"`` as background; a flow without ``BF_activity`` is not background).
-      curation: thresholds; defaults reproduce datasets.md 1.3.
+      curation: thresholds; defaults reproduce the paper's curation.
       t_max: packets kept per flow (>= 20).
       progress: show a tqdm bar over the capture files.
       record_groups: give every flow its capture file as group (``group_field``

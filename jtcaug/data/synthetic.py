@@ -1,4 +1,4 @@
-"""The embedded synthetic TC dataset (datasets.md section 3): the default that runs anywhere.
+"""The embedded synthetic TC dataset: the default that runs anywhere.
 
 Each class is an app with its own generative process; every flow is drawn by vectorized
 numpy (one Python step per packet position, never per flow):
@@ -40,8 +40,8 @@ import numpy as np
 from jtcaug.data.flows import T_MAX_DEFAULT, DatasetError, Flows, flows_from_flat, pad_ragged
 from jtcaug.data.mirage import EXTRACTED_DIR, drop_zero_payload
 
-# Per-class flow counts of the curated real datasets (datasets.md 1.3). The MIRAGE-22 preset
-# lowers its smallest class so that max/min is about 7 as section 3 asks (real: 4.6).
+# Per-class flow counts of the curated real datasets. The MIRAGE-22 preset
+# lowers its smallest class so that max/min is about 7 (real: 4.6).
 MIRAGE19_COUNTS = {
     "de.motain.iliga": 7505, "com.waze": 7214, "com.duolingo": 4583, "it.subito": 4299,
     "com.contextlogic.wish": 3927, "com.accuweather.android": 3737,

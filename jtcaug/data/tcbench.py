@@ -1,4 +1,4 @@
-"""tcbench-prepared MIRAGE parquet files (datasets.md 1.4).
+"""tcbench-prepared MIRAGE parquet files.
 
 ``<root>/mirage19/preprocessed/imc23/mirage19_filtered_minpkts10.parquet`` (and the
 ``mirage22`` twin) are already curated (zero-payload packets removed, > 10 packets); the

@@ -16,7 +16,7 @@ program, ``jtcaug.train.parallel``): only the first ``n_valid`` rows are ever dr
 every draw depends on a row's index and the step, never on the padded size, so a padded run
 draws exactly the rows the same run draws unpadded.
 
-Policies turn drawn rows into a batch:
+Policies (docs/augmentations.md, "Batching policies") turn drawn rows into a batch:
 ``none`` uses them as they are, ``replace:P`` swaps each for its augmentation with
 probability P, ``inject:N`` appends N augmented copies of the ``floor(B / (1 + N))`` drawn
 originals (originals first, then copy 1 of every original, copy 2, ...), and

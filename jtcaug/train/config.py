@@ -16,7 +16,7 @@ _POLICY_RE = re.compile(r"^(none|replace|inject|preaugment)(?::(.+))?$")
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-    """A parsed batching policy (spec augmentations.md section 8).
+    """A parsed batching policy (docs/augmentations.md, "Batching policies").
 
     Attributes:
       kind: "none" | "replace" | "inject" | "preaugment".

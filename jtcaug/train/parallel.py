@@ -16,7 +16,7 @@ device of "data" applies the same averaged update) and is tested against one dev
 
 The two compose: a mesh of shape (R, D) trains R groups of runs, each group data-parallel
 over D devices. ``shard_map`` is used rather than jit auto-sharding because XLA:CPU
-auto-sharding of vmapped convolutions has returned wrong values (spec jax.md).
+auto-sharding of vmapped convolutions has returned wrong values.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Combination policies and the batch entry point (spec section 7, issue 2)."""
+"""Combinations of augmentations and the batch entry point augment_batch."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ import pytest
 from scipy import stats as scipy_stats
 
 from jtcaug import aug
-from jtcaug.aug import _random
 from jtcaug.aug.combine import SAMPLE_FUNCTIONS, _apply_one, parse_how
 from tests.aug.helpers import random_flows, toy_stats
 
 STATS, _, _ = toy_stats()
-# Eager dispatch of vmapped policies is slow; the eager/jit agreement of every function is
+# Eager dispatch of vmapped combinations is slow; the eager/jit agreement of every function is
 # checked per sample in test_properties, so batches here go through jit.
 augment = jax.jit(aug.augment_batch, static_argnames=("how", "alpha"))
 
@@ -26,7 +25,10 @@ def test_parse_how_forms():
     assert parse_how("ensemble").names == aug.DEFAULT_POOL
     assert parse_how("masked_stack").skip_p == 0.5
     spec = parse_how("masked_stack:0.3[wrap,translation]")
-    assert spec == ("masked_stack", ("wrap", "translation"), 0.3)
+    assert spec == ("masked_stack", ("wrap", "translation"), 0.3, 1)
+    assert parse_how("rand:3[wrap]") == ("rand", ("wrap",), 0.0, 3)
+    assert parse_how("rand").count == 2
+    assert parse_how("trivial").names == tuple(SAMPLE_FUNCTIONS)
 
 
 @pytest.mark.parametrize(
@@ -36,7 +38,9 @@ def test_parse_how_forms():
         ("ensemble[wrap,foo]", "unknown augmentation 'foo'"),
         ("masked_stack:1.5", "must lie in [0, 1]"),
         ("masked_stack:abc", "is not a number"),
-        ("ensemble:0.5", "only masked_stack"),
+        ("ensemble:0.5", "only masked_stack:P and rand:N"),
+        ("rand:0", "N must be a whole number >= 1"),
+        ("rand:1.5", "N must be a whole number >= 1"),
         ("random_stack[cutmix,wrap]", "cutmix pairs whole batches"),
         ("ensemble[]", "empty pool"),
     ],
@@ -54,8 +58,8 @@ def test_ensemble_picks_pool_members_uniformly():
     ctx = STATS.context(jnp.asarray(0))
     keys = jax.random.split(jax.random.key(42), 600)
     outs = jax.jit(jax.vmap(lambda k: aug.apply_sample(k, x, ctx, how, alpha=1.0)))(keys)
-    # Replay each member with the key the policy hands to the chosen branch.
-    apply_keys = jax.vmap(lambda k: _random.split(k)[1])(keys)
+    # Replay each member with the key the combination hands to the chosen member.
+    apply_keys = jax.vmap(lambda k: jax.random.split(k)[1])(keys)
     def replay(name):
         member = jax.vmap(lambda k: _apply_one(SAMPLE_FUNCTIONS[name], k, x, 1.0, ctx))
         return np.asarray(jax.jit(member)(apply_keys))
@@ -87,8 +91,10 @@ def test_random_stack_applies_every_member_in_some_order():
     np.testing.assert_array_equal(out, np.asarray(x)[::-1])
 
 
-@pytest.mark.parametrize("how", ["ensemble", "random_stack", "masked_stack:0.5", "cutmix"])
-def test_policies_are_reproducible_under_jit(how):
+@pytest.mark.parametrize(
+    "how", ["ensemble", "random_stack", "masked_stack:0.5", "trivial", "rand:2", "cutmix"]
+)
+def test_combinations_are_reproducible_under_jit(how):
     xb = jnp.asarray(random_flows(8, 1))
     yb = jnp.asarray(np.arange(8) % 3, jnp.int32)
     a = augment(jax.random.key(1), xb, yb, STATS, how=how)
@@ -136,96 +142,58 @@ def test_bad_batch_input(kwargs, message):
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize(
-    "how", ["ensemble", "random_stack", "masked_stack:0.3", "ensemble[horizontal_flip,wrap]"]
-)
-# (5, 256): one window larger than the batch; (300, 64): several windows per member, the last
-# pulled back to fit; (300, 256): one window per member, most pulled back; None: the default
-# window, sized from each member's expected share.
-@pytest.mark.parametrize(("batch", "window"), [(5, 256), (300, 64), (300, 256), (300, None)])
-def test_batch_policies_equal_the_per_sample_policy_bitwise(how, batch, window, monkeypatch):
-    from jtcaug.aug import combine
-
-    monkeypatch.setattr(combine, "DISPATCH_WINDOW", window)
-    xb = jnp.asarray(random_flows(batch, 21))
-    yb = jnp.asarray(np.arange(batch) % STATS.n_classes, jnp.int32)
+def test_batch_combination_applies_the_per_sample_rule_to_each_sample():
+    # augment_batch gives sample b the per-sample combination under the b-th split key.
+    how = "random_stack"
+    xb = jnp.asarray(random_flows(12, 21))
+    yb = jnp.asarray(np.arange(12) % STATS.n_classes, jnp.int32)
     key = jax.random.key(17)
-    out, _ = jax.jit(lambda k: aug.augment_batch(k, xb, yb, STATS, how))(key)
-    per_sample = jax.vmap(lambda k, x, y: combine.apply_sample(k, x, STATS.context(y), how))
-    expected = jax.jit(per_sample)(_random.split(key, batch), xb, yb)
-    np.testing.assert_array_equal(out, expected)
+    out, _ = augment(key, xb, yb, STATS, how=how)
+    for b, k in enumerate(jax.random.split(key, 12)):
+        alone = aug.apply_sample(k, xb[b], STATS.context(yb[b]), how)
+        np.testing.assert_array_equal(out[b], alone)
     assert not np.array_equal(out, xb)
 
 
-def test_select_dispatch_equals_sort_dispatch_bitwise(monkeypatch):
-    from jtcaug.aug import combine
-
-    # "select" is vmap(apply_sample), which the test above pins "sort" against for every
-    # policy; one policy checks the plumbing (ensemble: a per-sample switch over three).
-    how = "ensemble"
-    xb = jnp.asarray(random_flows(64, 23))
-    yb = jnp.asarray(np.arange(64) % STATS.n_classes, jnp.int32)
-    key = jax.random.key(29)
-    outs = {}
-    for mode in ("sort", "select"):
-        monkeypatch.setattr(combine, "POLICY_DISPATCH", mode)
-        outs[mode] = np.asarray(jax.jit(lambda k: aug.augment_batch(k, xb, yb, STATS, how)[0])(key))
-    np.testing.assert_array_equal(outs["select"], outs["sort"])
-    assert not np.array_equal(outs["select"], np.asarray(xb))
+def test_masked_stack_applies_members_in_the_pool_order():
+    # Flip then a window of copies differs from copies then flip; p = 0 applies both.
+    x = jnp.asarray(random_flows(1, 2, min_len=20)[0])
+    ctx = STATS.context(jnp.asarray(0))
+    key = jax.random.key(3)
+    out = aug.apply_sample(key, x, ctx, "masked_stack:0[horizontal_flip,translation]", 1.0)
+    k_steps = jax.random.split(key)[1]
+    k_flip, k_move = jax.random.split(k_steps, 2)
+    flipped = _apply_one(SAMPLE_FUNCTIONS["horizontal_flip"], k_flip, x, 1.0, ctx)
+    expected = _apply_one(SAMPLE_FUNCTIONS["translation"], k_move, flipped, 1.0, ctx)
+    np.testing.assert_array_equal(out, expected)
 
 
-def test_auto_dispatch_sorts_on_cpu_and_selects_elsewhere(monkeypatch):
-    from jtcaug.aug import combine
-
-    assert combine.POLICY_DISPATCH == "auto"
-    for backend, expected in (("cpu", "sort"), ("gpu", "select"), ("tpu", "select")):
-        monkeypatch.setattr(jax, "default_backend", lambda backend=backend: backend)
-        assert combine.policy_dispatch() == expected
-    monkeypatch.setattr(combine, "POLICY_DISPATCH", "select")
-    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-    assert combine.policy_dispatch() == "select"  # an explicit choice wins
-    monkeypatch.setattr(combine, "POLICY_DISPATCH", "sorted")
-    with pytest.raises(ValueError, match="POLICY_DISPATCH must be one of auto, sort, select"):
-        combine.policy_dispatch()
+def test_trivial_draws_one_member_with_a_random_alpha():
+    # With a pool of one, trivial is that member with alpha ~ U(0, 1) whatever alpha says.
+    x = jnp.asarray(random_flows(1, 3, min_len=20)[0])
+    ctx = STATS.context(jnp.asarray(0))
+    key = jax.random.key(8)
+    out = aug.apply_sample(key, x, ctx, "trivial[bernoulli_mask]", alpha=0.0)
+    replay = _apply_one(SAMPLE_FUNCTIONS["bernoulli_mask"], jax.random.split(key)[1], x, None, ctx)
+    np.testing.assert_array_equal(out, replay)
+    assert not np.array_equal(out, x)
 
 
-def test_batch_policy_under_vmap_over_runs_equals_separate_calls(monkeypatch):
-    from jtcaug.aug import combine
+def test_rand_applies_n_uniform_draws_from_the_pool():
+    from scipy import stats as scipy_stats
 
-    # Training runs vmapped over seeds turn the window loops' writes into selects; windows of
-    # 4 give each run its own number of windows per member.
-    monkeypatch.setattr(combine, "DISPATCH_WINDOW", 4)
-    xb = jnp.asarray(random_flows(12, 22))
-    yb = jnp.asarray(np.arange(12) % STATS.n_classes, jnp.int32)
-    keys = _random.split(jax.random.key(5), 2)
-    both = jax.jit(jax.vmap(lambda k: aug.augment_batch(k, xb, yb, STATS, "random_stack")[0]))
-    out = both(keys)
-    for run in range(2):
-        alone, _ = augment(keys[run], xb, yb, STATS, how="random_stack")
-        np.testing.assert_array_equal(out[run], alone)
-
-
-@pytest.mark.parametrize(
-    ("batch", "share", "window"),
-    [(1024, 1 / 3, 392), (1024, 0.5, 560), (1024, 1.0, 1024), (1024, 0.0, 1), (5, 1 / 3, 5)],
-)
-def test_dispatch_window_covers_the_expected_share_plus_three_sigma(batch, share, window):
-    from jtcaug.aug import combine
-
-    assert combine._window_size(batch, share) == window
-
-
-def test_counting_sort_is_a_stable_sort_with_its_inverse():
-    from jtcaug.aug import combine
-
-    group = np.random.default_rng(3).integers(0, 4, 50).astype(np.int32)
-    group[:7] = 2  # a run of one group, to see stability
-    by_group = jax.jit(combine._counting_sort, static_argnums=1)(jnp.asarray(group), 5)
-    order = np.argsort(group, kind="stable")
-    np.testing.assert_array_equal(by_group.order, order)
-    np.testing.assert_array_equal(by_group.group, group[order])
-    np.testing.assert_array_equal(by_group.position[order], np.arange(50))
-    np.testing.assert_array_equal(by_group.sample_group, group)
-    counts = np.bincount(group, minlength=5)
-    np.testing.assert_array_equal(by_group.counts, counts)
-    np.testing.assert_array_equal(by_group.starts, np.cumsum(counts) - counts)
+    pool = ("horizontal_flip", "window_mask")
+    x = jnp.asarray(random_flows(1, 3, min_len=20)[0])
+    ctx = STATS.context(jnp.asarray(0))
+    keys = jax.random.split(jax.random.key(4), 400)
+    how = f"rand:2[{','.join(pool)}]"
+    outs = jax.jit(jax.vmap(lambda k: aug.apply_sample(k, x, ctx, how, alpha=1.0)))(keys)
+    picks = jax.vmap(lambda k: jax.random.randint(jax.random.split(k)[0], (2,), 0, 2))(keys)
+    # Replay the drawn pair of members in order.
+    for k, p, out in list(zip(keys, np.asarray(picks), np.asarray(outs), strict=True))[:20]:
+        y = x
+        for step, k_step in enumerate(jax.random.split(jax.random.split(k)[1], 2)):
+            y = _apply_one(SAMPLE_FUNCTIONS[pool[p[step]]], k_step, y, 1.0, ctx)
+        np.testing.assert_array_equal(out, y)
+    counts = np.bincount(np.asarray(picks).ravel(), minlength=2)
+    assert scipy_stats.chisquare(counts).pvalue > 0.01, counts

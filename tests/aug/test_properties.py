@@ -184,3 +184,14 @@ def test_no_retracing_on_new_data():
 
 def test_full_flow_fixture_is_full_length():
     assert int((np.asarray(full_flow())[:, 1] != 0).sum()) == T
+
+
+@pytest.mark.parametrize("how", ["translation", "random_stack", "cutmix"])
+def test_any_key_implementation_works_and_is_reproducible(how):
+    xb = jnp.asarray(random_flows(8, 3))
+    yb = jnp.asarray(np.arange(8) % 3, jnp.int32)
+    run = jax.jit(lambda k: aug.augment_batch(k, xb, yb, STATS, how)[0])
+    rbg = run(jax.random.key(0, impl="rbg"))
+    chex.assert_trees_all_equal(rbg, run(jax.random.key(0, impl="rbg")))
+    assert not np.array_equal(rbg, run(jax.random.key(1, impl="rbg")))
+    assert not np.array_equal(rbg, xb)

@@ -1,4 +1,4 @@
-"""Sequence family (spec augmentations.md section 6): exact semantics on hand-built flows.
+"""Sequence family, TCP-aware functions included: exact semantics on hand-built flows.
 
 Test flows have pairwise distinct columns, so every output column can be traced back to the
 input column it came from (or recognized as a midpoint / padding).
@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from jtcaug import DIR, IAT, SIZE
+from jtcaug.aug import reference, tcp
 from jtcaug.aug import sequence as seq
 from jtcaug.aug.stats import AugContext
 
@@ -83,6 +84,11 @@ def emitted(out) -> list[int]:
     return [i for i in out if i != -1]
 
 
+def _fn(name: str):
+    """A public function or private helper of the sequence or TCP-aware module."""
+    return getattr(tcp if hasattr(tcp, name) else seq, name)
+
+
 # Every vmapped call uses this batch size, so each function compiles once per test session.
 N_KEYS = 256
 
@@ -90,13 +96,13 @@ N_KEYS = 256
 @functools.cache
 def batched(name: str, **kwargs):
     """``jit(vmap(fn))`` over all four arguments."""
-    return jax.jit(jax.vmap(functools.partial(getattr(seq, name), **kwargs)))
+    return jax.jit(jax.vmap(functools.partial(_fn(name), **kwargs)))
 
 
 @functools.cache
 def jitted(name: str, static_argnums: tuple[int, ...] = ()):
     """``jit`` of a public function or private helper of the module, compiled once."""
-    return jax.jit(getattr(seq, name), static_argnums=static_argnums)
+    return jax.jit(_fn(name), static_argnums=static_argnums)
 
 
 def keys(n: int, seed: int = 0) -> jax.Array:
@@ -258,10 +264,10 @@ def test_permute_segments_matches_the_paper_example():
     x = make_flow(T)
     cut = np.zeros(T, bool)
     cut[[7, 14]] = True
-    # A segment's rank comes from the high bits of the word at its first position.
-    words = np.zeros(T, np.uint32)
-    words[[0, 7, 14]] = [2 << 28, 1 << 28, 3 << 28]
-    out = jitted("_permute_segments")(jnp.asarray(x), T, jnp.asarray(cut), jnp.asarray(words))
+    # A segment's place comes from the score at its first position.
+    score = np.zeros(T, np.float32)
+    score[[0, 7, 14]] = [0.5, 0.25, 0.75]
+    out = jitted("_permute_segments")(jnp.asarray(x), T, jnp.asarray(cut), jnp.asarray(score))
     expected = list(range(7, 14)) + list(range(0, 7)) + list(range(14, 20))
     chex.assert_trees_all_equal(np.asarray(out), columns(x, expected))
 
@@ -270,10 +276,10 @@ def test_permute_segments_ignores_cuts_outside_the_prefix():
     x = make_flow(8)
     cut = np.zeros(T, bool)
     cut[[0, 5, 12]] = True  # 0 and 12 are no cut points: two segments [0:5], [5:8]
-    words = np.full(T, 1 << 28, np.uint32)
-    words[5] = 0  # segment [5:8] before segment [0:5]
-    words[12] = 0  # 12 lies past the prefix: a word there must change nothing
-    out = jitted("_permute_segments")(jnp.asarray(x), 8, jnp.asarray(cut), jnp.asarray(words))
+    score = np.full(T, 0.5, np.float32)
+    score[5] = 0.0  # segment [5:8] before segment [0:5]
+    score[12] = 0.0  # 12 lies past the prefix: a score there must change nothing
+    out = jitted("_permute_segments")(jnp.asarray(x), 8, jnp.asarray(cut), jnp.asarray(score))
     chex.assert_trees_all_equal(np.asarray(out), columns(x, [5, 6, 7, 0, 1, 2, 3, 4]))
 
 
@@ -283,10 +289,10 @@ def test_permute_segments_orders_three_segments_uniformly():
     x = make_flow(T)
     cut = np.zeros(T, bool)
     cut[[7, 14]] = True  # segments [0:7], [7:14], [14:20]
-    words = jax.random.bits(jax.random.key(3), (3000, T), jnp.uint32)
+    scores = jax.random.uniform(jax.random.key(3), (3000, T))
     permute = jax.jit(jax.vmap(lambda w: seq._permute_segments(jnp.asarray(x), T, cut, w)))
     counts: dict[tuple[int, ...], int] = {}
-    for sample in np.asarray(permute(words)):
+    for sample in np.asarray(permute(scores)):
         segment_of_slot = [i // 7 for i in source_index(sample, x)]
         order = tuple(dict.fromkeys(segment_of_slot))
         counts[order] = counts.get(order, 0) + 1
@@ -318,39 +324,6 @@ def test_permutation_of_a_single_packet_is_identity():
 
 
 # --- TCP-aware ---------------------------------------------------------------------------------
-
-
-def ref_rto(length: int, events, burst_len, dup: bool) -> list[int]:
-    """Literal reading of dup_rto / perm_rto, packet by packet."""
-    in_burst = [False] * length
-    for i in range(length):
-        if events[i]:
-            for j in range(i, min(i + int(burst_len[i]), length)):
-                in_burst[j] = True
-    out, waiting = [], []
-    for j in range(length):
-        if in_burst[j]:
-            if dup:
-                out.append(j)
-            waiting.append(j)
-        else:
-            out.append(j)
-            out.extend(waiting)
-            waiting = []
-    return out + waiting
-
-
-def ref_fastretr(length: int, lost, dup: bool) -> list[int]:
-    """Literal reading of dup_fastretr / perm_fastretr: a lost packet reappears once K more
-    packets have gone by, or at the end of the flow."""
-    k = seq.FASTRETR_K
-    out = []
-    for j in range(length):
-        if dup or not lost[j]:
-            out.append(j)
-        out.extend(i for i in range(length) if lost[i] and i + k == j)
-    out.extend(i for i in range(length) if lost[i] and i + k >= length)
-    return out
 
 
 def rto_draws(length: int, starts: dict[int, int]):
@@ -411,27 +384,27 @@ def random_tcp_cases(n: int, seed: int = 0):
     lengths = rng.integers(0, T + 1, n)
     xs = np.stack([make_flow(int(length)) for length in lengths])
     events = rng.random((n, T)) < 0.25
-    burst_len = rng.integers(seq.RTO_BURST[0], seq.RTO_BURST[1] + 1, (n, T)).astype(np.int32)
+    burst_len = rng.integers(tcp.RTO_BURST[0], tcp.RTO_BURST[1] + 1, (n, T)).astype(np.int32)
     return lengths, xs, events, burst_len
 
 
 @pytest.mark.parametrize("dup", [True, False])
 def test_rto_matches_the_literal_reference(dup):
     lengths, xs, events, burst_len = random_tcp_cases(150, seed=1)
-    helper = jax.jit(jax.vmap(seq._dup_rto if dup else seq._perm_rto))
+    helper = jax.jit(jax.vmap(tcp._dup_rto if dup else tcp._perm_rto))
     out = np.asarray(helper(jnp.asarray(xs), jnp.asarray(lengths, jnp.int32), events, burst_len))
     for i, length in enumerate(lengths):
-        expected = ref_rto(int(length), events[i], burst_len[i], dup)
+        expected = reference.rto_order(int(length), events[i], burst_len[i], dup)
         np.testing.assert_array_equal(out[i], columns(xs[i], expected), err_msg=f"case {i}")
 
 
 @pytest.mark.parametrize("dup", [True, False])
 def test_fastretr_matches_the_literal_reference(dup):
     lengths, xs, lost, _ = random_tcp_cases(150, seed=2)
-    helper = jax.jit(jax.vmap(seq._dup_fastretr if dup else seq._perm_fastretr))
+    helper = jax.jit(jax.vmap(tcp._dup_fastretr if dup else tcp._perm_fastretr))
     out = np.asarray(helper(jnp.asarray(xs), jnp.asarray(lengths, jnp.int32), lost))
     for i, length in enumerate(lengths):
-        expected = ref_fastretr(int(length), lost[i], dup)
+        expected = reference.fastretr_order(int(length), lost[i], dup)
         np.testing.assert_array_equal(out[i], columns(xs[i], expected), err_msg=f"case {i}")
 
 
@@ -671,10 +644,10 @@ def test_jit_vmap_equals_an_eager_loop(name):
             assert not sample.any()  # an empty flow stays empty
     for i in range(5):
         ctx = jax.tree.map(lambda a, i=i: a[i], ctxs)
-        eager = getattr(seq, name)(ks[i], xs[i], alphas[i], ctx)
+        eager = _fn(name)(ks[i], xs[i], alphas[i], ctx)
         chex.assert_trees_all_close(out[i], eager, rtol=1e-6)
     # A typed key with the same bits draws the same augmentation.
-    typed = getattr(seq, name)(jax.random.wrap_key_data(ks[0]), xs[0], alphas[0], ctx0(ctxs))
+    typed = _fn(name)(jax.random.wrap_key_data(ks[0]), xs[0], alphas[0], ctx0(ctxs))
     chex.assert_trees_all_equal(typed, out[0])
 
 
@@ -689,4 +662,4 @@ def test_same_key_same_output_different_keys_differ(name):
 @pytest.mark.parametrize("name", PER_SAMPLE)
 def test_rejects_a_batch_where_a_sample_is_expected(name):
     with pytest.raises(ValueError, match=r"\(T, 3\)"):
-        getattr(seq, name)(jax.random.PRNGKey(0), jnp.zeros((2, T, 3)), 0.5, make_ctx())
+        _fn(name)(jax.random.PRNGKey(0), jnp.zeros((2, T, 3)), 0.5, make_ctx())
