@@ -158,6 +158,10 @@ def settings(augs: tuple[str, ...]) -> list[tuple[str, dict]]:
 
 def build_grid(args: argparse.Namespace) -> list[ConfigSpec]:
     augs = augmentations(args)
+    # From the command line (which carries the dataset options) a fraction too small for a
+    # class is refused before anything trains, not as a failed run per unit.
+    if getattr(args, "dataset", None) is not None:
+        check_subsets(args)
     return [
         ConfigSpec(config_name(f, setting), "baseline" if setting == BASELINE else "augmented",
                    train)
@@ -227,6 +231,24 @@ def subsample_fold(fold, fraction: float, seed: int, min_per_class: int | None =
         idx_train=fold.idx_train[keep],
         stats=Stats.from_training(x_train, y_train, fold.n_classes, fold.iat_q99),
     )
+
+
+def check_subsets(args: argparse.Namespace) -> None:
+    """Draws every campaign fold's subsets from the training labels (no normalization):
+    raises CampaignError naming the first class a fraction leaves with too few flows."""
+    import jtcaug.data
+    from jtcaug.data.folds import fold_indices
+
+    flows = jtcaug.data.load_from_args(args)
+    for fold in range(args.folds):
+        labels = flows.labels[fold_indices(flows, fold)[0]]
+        seed = subset_seed(args.seed, fold)
+        for fraction in args.fractions:
+            if fraction < 1.0:
+                try:
+                    nested_subset(labels, fraction, seed, args.min_per_class, flows.class_names)
+                except CampaignError as exc:
+                    raise CampaignError(f"fold {fold}: {exc}") from None
 
 
 class SubsetFolds:

@@ -49,6 +49,8 @@ def test_top_from_takes_the_best_g1_augmentations(tmp_path):
     assert "f0.01_dup_rto_inject8" in {c.name for c in g5.build_grid(args)}
     with pytest.raises(CampaignError, match=r"--top-from .* G1 ran on .* this campaign on"):
         g5.build_grid(g5_args(top_from=tmp_path / "g1", dataset_options={"dataset": "x"}))
+    with pytest.raises(CampaignError, match="--top-from .*finish the G1 campaign first"):
+        g5.build_grid(g5_args(top_from=tmp_path / "g1", top_n=4))
     with pytest.raises(CampaignError, match="--top-from .*missing: no G1 campaign there"):
         g5.build_grid(g5_args(top_from=tmp_path / "missing"))
 
@@ -243,3 +245,11 @@ def test_unit_fn_trains_each_unit_on_its_fraction(monkeypatch):
         config = ConfigSpec(name, "baseline", {"aug": "none", "policy": "none"})
         unit_fn(Unit((RunSpec(config, 0, 0, 1), RunSpec(config, 1, 0, 1))))
     assert seen == {"f0.1_none": [76, 76], "f1_none": [760, 760]}
+
+
+def test_command_line_names_the_class_a_fraction_empties(tmp_path, capsys):
+    argv = ["--scale", "0.01", "--folds", "2", "--dry-run", "--out", str(tmp_path / "out")]
+    assert cli.main(g5.CAMPAIGN, argv) == 2
+    err = capsys.readouterr().err
+    assert "fold 0: fraction 0.01 leaves class " in err and "--min-per-class 2" in err
+    assert not (tmp_path / "out").exists()
