@@ -307,16 +307,21 @@ def compare(augmented: np.ndarray, baseline: np.ndarray) -> Match:
 
 
 def curve_table(results: pd.DataFrame, fractions, setting_names, scale: float = 100.0):
-    """Tidy ``setting, fraction, n, f1, ci`` (mean weighted F1 and its 95% half width)."""
+    """Tidy ``setting, fraction, n, f1, ci, train_flows``: mean weighted F1, its 95% half
+    width, and the mean training flows of those runs (NaN where runs did not record them)."""
+    count_columns = [c for c in results.columns if str(c).startswith("train_count[")]
     rows = []
     for setting in setting_names:
         for f in fractions:
-            values = results.loc[results["config"] == config_name(f, setting), "weighted_f1"]
-            if values.empty:
-                rows.append(dict(setting=setting, fraction=f, n=0, f1=np.nan, ci=np.nan))
+            runs = results[results["config"] == config_name(f, setting)]
+            if runs.empty:
+                rows.append(dict(setting=setting, fraction=f, n=0, f1=np.nan, ci=np.nan,
+                                 train_flows=np.nan))
                 continue
-            ci = stats.mean_ci(values.to_numpy(np.float64) * scale)
-            rows.append(dict(setting=setting, fraction=f, n=ci.n, f1=ci.mean, ci=ci.half_width))
+            ci = stats.mean_ci(runs["weighted_f1"].to_numpy(np.float64) * scale)
+            flows = runs[count_columns].sum(axis=1).mean() if count_columns else np.nan
+            rows.append(dict(setting=setting, fraction=f, n=ci.n, f1=ci.mean, ci=ci.half_width,
+                             train_flows=flows))
     return pd.DataFrame(rows)
 
 
@@ -376,11 +381,14 @@ def _fractions_of(ri: ReportInput) -> list[float]:
 def curve_figure(curves: pd.DataFrame):
     fig = plots.new_figure(6.5, 4.2)
     ax = fig.subplots()
-    for i, (setting, group) in enumerate(curves.groupby("setting", sort=False)):
+    groups = list(curves.groupby("setting", sort=False))
+    for i, (setting, group) in enumerate(groups):
         group = group.dropna(subset=["f1"])
         if group.empty:
             continue
-        x = group["fraction"].to_numpy(np.float64)
+        # Settings are nudged apart along the log axis so their intervals do not overlap.
+        dodge = 10 ** (0.02 * (i - (len(groups) - 1) / 2))
+        x = group["fraction"].to_numpy(np.float64) * dodge
         mean = group["f1"].to_numpy(np.float64)
         half = np.nan_to_num(group["ci"].to_numpy(np.float64))
         style = dict(color="black", ls="--") if setting == BASELINE else dict(color=f"C{i}")
@@ -408,6 +416,9 @@ def curve_section(ri: ReportInput) -> Section:
             f"{report.fmt_ci(cell.loc[s, 'f1'], cell.loc[s, 'ci'])} ({int(cell.loc[s, 'n'])})"
             for s in setting_names
         ]
+    flows = curves.groupby("fraction")["train_flows"].mean()
+    display.loc[len(display)] = ["training flows (mean)"] + [
+        "-" if pd.isna(flows.get(f)) else f"{flows.get(f):.0f}" for f in fractions]
     options = ri.manifest.get("options", {})
     return Section(
         title="Weighted F1 vs training-set fraction",

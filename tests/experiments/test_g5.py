@@ -210,6 +210,9 @@ def test_report_on_fake_results(tmp_path):
     expected = 100 * results.loc[results["config"] == "f0.1_none", "weighted_f1"].mean()
     row = curves[(curves["setting"] == "none") & (curves["fraction"] == 0.1)]
     assert row["f1"].item() == pytest.approx(expected) and row["n"].item() == 3
+    assert row["train_flows"].item() == sum(fake_output(the_plan.runs[0]).record[
+        "class_counts_train"].values())
+    assert "training flows (mean)" in text
     matches = pd.read_csv(tmp_path / "tables/g5_matches.csv")
     assert len(matches) == 3 * 2  # three augmented settings at 1% and 10%
     assert "cannot reach p < 0.05" in text  # three folds
