@@ -50,6 +50,9 @@ DEFAULT_FRACTIONS = (0.01, 0.1, 1.0)  # [paper] "1% or 10%", and the whole train
 INJECT_LEVELS = (1, 4, 8)
 DEFAULT_AUGS = ("translation",)
 ALPHA = 0.05
+# The fewest paired folds at which a two-sided Wilcoxon signed-rank test can reach p < 0.05
+# (n = 6: p = 2 / 2**6); with fewer, "not significantly worse" would hold vacuously.
+MIN_TEST_FOLDS = 6
 # A class needs two training flows: one cannot vary within a class (per-class statistics).
 MIN_TRAIN_PER_CLASS = 2
 _NAME = re.compile(r"^f(?P<fraction>[0-9.]+)_(?P<setting>.+)$")
@@ -296,8 +299,13 @@ class Match:
         return self.pvalue < ALPHA and self.difference.mean < 0
 
     @property
-    def matches(self) -> bool:
-        return not self.significantly_worse
+    def decidable(self) -> bool:
+        return self.difference.n >= MIN_TEST_FOLDS
+
+    @property
+    def matches(self) -> bool | None:
+        """Not significantly worse; None when too few folds could show it worse."""
+        return not self.significantly_worse if self.decidable else None
 
 
 def compare(augmented: np.ndarray, baseline: np.ndarray) -> Match:
@@ -350,11 +358,12 @@ def match_table(results: pd.DataFrame, fractions, augmented_settings,
 
 def smallest_matched(matches: pd.DataFrame) -> pd.DataFrame:
     """Per (setting, fraction): the smallest and the largest larger fraction whose baseline
-    it matches (NaN: none matched or none tested)."""
+    it matches (NaN: none matched, or none decidable)."""
     rows = []
     for (setting, f), group in matches.groupby(["setting", "fraction"], sort=False):
         tested = group[group["n"] > 0]
-        hit = tested[tested["matches"].astype(bool)]["baseline_fraction"]
+        matched = np.array([v is True for v in tested["matches"]], dtype=bool)
+        hit = tested["baseline_fraction"][matched]
         rows.append(dict(setting=setting, fraction=f, tested=len(tested),
                          smallest_matched=hit.min() if len(hit) else np.nan,
                          largest_matched=hit.max() if len(hit) else np.nan,
@@ -463,8 +472,8 @@ def match_section(ri: ReportInput) -> Section:
                                 for d, c in zip(matches["difference"], matches["ci"],
                                                 strict=True)],
         "Wilcoxon p": matches["p"].map(report.fmt_p),
-        "matches": matches["matches"].map(lambda v: "-" if v is None else
-                                          ("yes" if v else "no")),
+        "matches": matches["matches"].map(lambda v: "yes" if v is True else
+                                          "no" if v is False else "-"),
         "folds": matches["n"].astype(str),
     })
     few = int(summary["min_folds"].min()) if len(summary) else 0
@@ -476,10 +485,10 @@ def match_section(ri: ReportInput) -> Section:
         "mean difference). 'matches the baseline of' is the smallest larger fraction it "
         "matches, 'largest matched' the largest."
     )
-    if few < 6:
-        text += (f" With {few} fold(s) the two-sided test cannot reach p < {ALPHA} "
-                 "(it needs at least 6 paired folds), so every pair matches: run more folds "
-                 "before reading this table.")
+    if few < MIN_TEST_FOLDS:
+        text += (f" With {few} fold(s) the two-sided test cannot reach p < {ALPHA} (it "
+                 f"needs at least {MIN_TEST_FOLDS} paired folds), so those pairs are left "
+                 "undecided ('-'): run more folds.")
     return Section(
         title="Augmented small fractions vs larger baselines",
         text=text,

@@ -162,6 +162,8 @@ def test_compare_flags_only_significantly_worse():
     assert g5.compare(base + 2.0, base).matches
     noisy = base + np.array([1, -1] * 5, float)
     assert g5.compare(noisy, base).matches
+    # Five folds all worse cannot be significant two-sided: undecided, not a match.
+    assert g5.compare(base[:5] - 2.0, base[:5]).matches is None
 
 
 def test_match_table_and_smallest_matched():
@@ -216,6 +218,7 @@ def test_report_on_fake_results(tmp_path):
     matches = pd.read_csv(tmp_path / "tables/g5_matches.csv")
     assert len(matches) == 3 * 2  # three augmented settings at 1% and 10%
     assert "cannot reach p < 0.05" in text  # three folds
+    assert matches["smallest_matched"].isna().all()
 
 
 def test_report_of_a_partial_campaign_says_what_is_missing(tmp_path):
