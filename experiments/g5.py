@@ -37,12 +37,11 @@ import numpy as np
 import pandas as pd
 
 from experiments import g4, report
-from experiments.cli import Campaign, main, positive_int
+from experiments.cli import Campaign, augmentation_list, main, positive_int
 from experiments.execution import RunRecord, UnitFn
 from experiments.grid import CampaignError, ConfigSpec, Unit
 from experiments.report import FigureOut, NotEnoughResults, ReportInput, Section, Table
 from experiments.training import FoldSource, train_record, train_unit
-from jtcaug import aug
 from jtcaug.evaluation import plots, stats
 
 BASELINE = "none"
@@ -81,17 +80,6 @@ def parse_fractions(text: str) -> tuple[float, ...]:
     return tuple(sorted(set(values)))
 
 
-def _aug_list(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in aug.NAMES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown augmentation(s) {', '.join(unknown) or repr(text)}; known: "
-            f"{', '.join(aug.NAMES)}"
-        )
-    return names
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("G5")
     group.add_argument("--fractions", type=parse_fractions, default=DEFAULT_FRACTIONS,
@@ -100,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="keep at least K training flows per class in every subset "
                        "(default: a subset with fewer than 2 flows of a class is an error)")
     source = group.add_mutually_exclusive_group()
-    source.add_argument("--augs", type=_aug_list, default=None,
+    source.add_argument("--augs", type=augmentation_list, default=None,
                         help=f"augmentations to inject (default {','.join(DEFAULT_AUGS)})")
     source.add_argument("--top-from", type=Path, default=None, metavar="G1_OUT",
                         help="inject the --top-n best single augmentations of a finished G1 "

@@ -208,3 +208,26 @@ def test_files_in_place_of_directories_are_named(tmp_path, capsys):
     assert cli.main(FAKE_G1, [*argv, "--compile-cache", "none", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "tables directory" in err and len(err.splitlines()) == 1
+
+
+def test_aug_module_makes_a_registered_augmentation_a_campaign_config(tmp_path, monkeypatch,
+                                                                        capsys):
+    (tmp_path / "user_augs_for_test.py").write_text(
+        "from jtcaug import aug\n\n\n"
+        "def reverse_sizes(key, x, alpha, ctx):\n"
+        "    return x.at[:, 0].set(x[::-1, 0])\n\n\n"
+        "aug.register('reverse_sizes_cli', reverse_sizes, 'amplitude')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "out"
+    argv = [*COMMON, "--aug-module", "user_augs_for_test", "--augs",
+            "reverse_sizes_cli,translation", "--folds", "1", "--max-epochs", "1",
+            "--magnitude-folds", "0", "--out", str(out)]
+    assert cli.main(FAKE_G1, argv) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [c["name"] for c in manifest["grid"]] == ["none", "translation", "reverse_sizes_cli"]
+    assert manifest["aug_modules"] == ["user_augs_for_test"]
+    capsys.readouterr()
+    assert cli.main(FAKE_G1, [*COMMON, "--aug-module", "no_such_module_xyz"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no_such_module_xyz" in err and len(err.splitlines()) == 1
