@@ -98,10 +98,12 @@ def test_g3_grid_trains_like_g1():
         g3.build_grid(campaign_args(augs=aug.NAMES, neighbours=0))
 
 
-@pytest.mark.parametrize("parse", [g2._aug_list, g3._aug_list, g4._aug_list])
+@pytest.mark.parametrize("parse", [cli.augmentation_list, g4._aug_pool])
 def test_unknown_augmentation_names_are_refused(parse):
     with pytest.raises(argparse.ArgumentTypeError, match="unknown augmentation.*'?nope"):
         parse("translation,nope")
+    with pytest.raises(argparse.ArgumentTypeError, match="repeat"):
+        parse("translation,wrap,translation")
 
 
 def write_fake_g1(out, dataset, gains):
