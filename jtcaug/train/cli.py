@@ -27,13 +27,19 @@ CHECKPOINT_DIR = "checkpoints"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jtcaug.data import add_dataset_arguments
+    from jtcaug.data import add_dataset_arguments, add_test_dataset_arguments
 
     parser = _OneLineParser(
         prog="python -m jtcaug.train",
         description="Train the paper's ResNet-1d on one fold; writes DIR/metrics.json.",
     )
     add_dataset_arguments(parser)
+    add_test_dataset_arguments(parser)
+    parser.add_argument(
+        "--aug-module", action="append", default=[], metavar="MODULE",
+        help="import MODULE first, so the augmentations it registers (jtcaug.aug.register) "
+        "can be named in --aug (repeatable)",
+    )
     parser.add_argument("--fold", type=int, required=True, help="fold index")
     parser.add_argument(
         "--aug",
@@ -98,10 +104,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from jtcaug import aug
     from jtcaug.train.config import TrainConfig
     from jtcaug.train.runner import TrainingDiverged, run
 
     try:
+        for module in args.aug_module:
+            aug.import_augmentation_module(module)
         config = TrainConfig(
             aug=args.aug,
             policy=args.policy,
@@ -162,6 +171,10 @@ def _main(args: argparse.Namespace) -> int:
         "data_sha256": _fingerprint(fold),
         **result.to_dict(),
     }
+    if getattr(fold, "test_dataset", None):
+        # Test flows of classes the model never saw are counted, not scored.
+        record["test_dataset"] = fold.test_dataset
+        record["unseen_test_counts"] = dict(fold.unseen_test_counts)
     try:
         write_json_atomic(metrics_path, record)
     except OSError as err:
@@ -391,10 +404,13 @@ def _kind_name(kind) -> str:
 
 
 def _load_fold(args):
-    from jtcaug.data import load_from_args, make_fold
+    from jtcaug.data import load_from_args, load_test_from_args, make_fold, make_transfer_fold
 
     flows = load_from_args(args)
-    return make_fold(flows, args.fold)
+    test_flows = load_test_from_args(args)
+    if test_flows is None:
+        return make_fold(flows, args.fold)
+    return make_transfer_fold(flows, test_flows, args.fold)
 
 
 def _fingerprint(fold) -> str:

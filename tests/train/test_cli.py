@@ -382,3 +382,27 @@ def test_an_absurd_batch_is_refused_up_front_and_leaves_nothing(tmp_path, capsys
     err = _one_error_line(capsys)
     assert "batch_size 100000000 makes a training step that needs about" in err
     assert not out.exists()  # so the corrected rerun is not refused as an interrupted run
+
+
+def test_test_dataset_is_the_test_split_and_is_recorded(tmp_path, fake_run):
+    out = tmp_path / "run"
+    assert main([*ARGS, "--test-dataset", "synthetic", "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["test_dataset"] == "synthetic-mirage19"
+    assert record["unseen_test_counts"] == {}
+
+
+def test_aug_module_registers_an_augmentation_for_aug(tmp_path, monkeypatch, fake_run, capsys):
+    (tmp_path / "user_augs_train_cli.py").write_text(
+        "from jtcaug import aug\n\n\n"
+        "def reverse_sizes(key, x, alpha, ctx):\n"
+        "    return x.at[:, 0].set(x[::-1, 0])\n\n\n"
+        "aug.register('reverse_sizes_train', reverse_sizes, 'amplitude')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = [*ARGS, "--aug-module", "user_augs_train_cli", "--aug", "reverse_sizes_train",
+            "--policy", "inject:1", "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(argv) == 0
+    assert fake_run.calls
+    assert main([*ARGS, "--aug-module", "no_such_module_abc", "--out", str(tmp_path / "x")]) == 2
+    assert "no_such_module_abc" in _one_error_line(capsys)
