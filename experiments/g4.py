@@ -101,7 +101,7 @@ def options(args: argparse.Namespace) -> dict:
 
 
 def combination_hows(names: tuple[str, ...]) -> list[tuple[str, str]]:
-    """``(config name, augment_batch how)`` of each combination policy over ``names``."""
+    """``(config name, augment_batch how)`` of each combination over ``names``."""
     members = ",".join(names)
     hows = [("ensemble", f"ensemble[{members}]"), ("random_stack", f"random_stack[{members}]")]
     hows += [(f"masked_stack_p{p}", f"masked_stack:{p}[{members}]") for p in MASKED_P]

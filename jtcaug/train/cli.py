@@ -44,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--aug",
         default="none",
-        help="augmentation: none, a name (e.g. translation) or a combination policy "
-        "(ensemble, random_stack, masked_stack:P, optionally with a [pool])",
+        help="augmentation: none, a name (e.g. translation) or a combination "
+        "(ensemble, random_stack, masked_stack:P, trivial, rand:N, optionally with a [pool])",
     )
     parser.add_argument(
         "--policy", default="none", help="none | replace:P | inject:N | preaugment:M"

@@ -97,7 +97,7 @@ class TrainConfig:
     Defaults are the paper's setup (section 4, "Model architecture and training").
     """
 
-    # Augmentation: "none", one of jtcaug.aug.NAMES, or a combination policy such as
+    # Augmentation: "none", one of jtcaug.aug.NAMES, or a combination such as
     # "ensemble", "random_stack", "masked_stack:0.5", "ensemble[translation,wrap]".
     aug: str = "none"
     # How augmentations enter the batches: none | replace:P | inject:N | preaugment:M.

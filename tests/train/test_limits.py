@@ -5,8 +5,8 @@ import dataclasses
 
 import pytest
 
-from jtcaug.train import TrainConfig, run, runner
-from jtcaug.train.runner import (
+from jtcaug.train import TrainConfig, limits, run, runner
+from jtcaug.train.limits import (
     MAX_EPOCHS,
     DeviceMemoryError,
     check_limits,
@@ -56,7 +56,7 @@ def test_memory_shortfall_message():
 
 
 def _no_memory(monkeypatch):
-    monkeypatch.setattr(runner, "_free_device_memory", lambda device: 1024)
+    monkeypatch.setattr(limits, "free_device_memory", lambda device: 1024)
 
 
 def test_a_step_that_cannot_fit_is_refused_before_training(
