@@ -10,12 +10,12 @@ under some keys: a TCP-aware event has probability 0.1 alpha per packet).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from jtcaug.io import atomic_write_with
 
 FEATURE_LABELS = ("size (norm.)", "direction", "IAT (norm.)")
 
@@ -73,16 +73,11 @@ def render_gallery(out: Path, alpha: float = 0.5, seed: int = 0) -> Path:
         f"(alpha = {alpha}, seed {seed})"
     )
     fig.tight_layout(rect=(0, 0, 1, 0.985))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=90)
-        os.replace(tmp, out)
+        # The format is named: the temp file's own suffix is not .png.
+        atomic_write_with(out, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out
 
 
