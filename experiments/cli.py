@@ -492,9 +492,11 @@ def main(campaign: Campaign, argv: Sequence[str] | None = None,
     try:
         set_host_devices(args.host_devices or DEFAULT_HOST_DEVICES)
         preset = apply_preset(parser, args, campaign)
-        # Options left at None change nothing: kept out, the manifest lists what was chosen.
+        # Options left at None change nothing, nor do test-dataset options without a test
+        # dataset: kept out, the manifest lists what was chosen.
         dataset = {dest: getattr(args, dest) for dest in dataset_dests
-                   if getattr(args, dest) is not None}
+                   if getattr(args, dest) is not None
+                   and (args.test_dataset is not None or not dest.startswith("test_"))}
         the_plan = plan(campaign, args, dataset, preset)
         out_dir = args.out if args.out is not None else Path("runs") / (
             f"{campaign.name}-{dataset_label(args)}" + ("-quick" if args.quick else "")

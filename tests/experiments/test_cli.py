@@ -231,3 +231,15 @@ def test_aug_module_makes_a_registered_augmentation_a_campaign_config(tmp_path, 
     assert cli.main(FAKE_G1, [*COMMON, "--aug-module", "no_such_module_xyz"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no_such_module_xyz" in err and len(err.splitlines()) == 1
+
+
+def test_test_dataset_options_enter_the_manifest_only_with_a_test_dataset(tmp_path):
+    argv = [*COMMON, "--folds", "1", "--max-epochs", "1", "--augs", "wrap",
+            "--magnitude-folds", "0"]
+    assert cli.main(FAKE_G1, [*argv, "--out", str(tmp_path / "a")]) == 0
+    dataset = json.loads((tmp_path / "a" / "manifest.json").read_text())["dataset"]
+    assert not [k for k in dataset if k.startswith("test_")]
+    assert cli.main(FAKE_G1, [*argv, "--test-dataset", "synthetic",
+                              "--out", str(tmp_path / "b")]) == 0
+    dataset = json.loads((tmp_path / "b" / "manifest.json").read_text())["dataset"]
+    assert dataset["test_dataset"] == "synthetic" and "test_min_packets" in dataset
