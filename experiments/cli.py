@@ -490,7 +490,8 @@ def main(campaign: Campaign, argv: Sequence[str] | None = None,
     args = parser.parse_args(argv)
     executor = None
     try:
-        set_host_devices(args.host_devices or DEFAULT_HOST_DEVICES)
+        set_host_devices(args.host_devices or DEFAULT_HOST_DEVICES,
+                         explicit=args.host_devices is not None)
         preset = apply_preset(parser, args, campaign)
         # Options left at None change nothing, nor do test-dataset options without a test
         # dataset: kept out, the manifest lists what was chosen.
@@ -547,13 +548,19 @@ def main(campaign: Campaign, argv: Sequence[str] | None = None,
     return 1 if summary.failed else 0
 
 
-def set_host_devices(n: int) -> None:
-    """Splits the CPU into ``n`` JAX devices; must run before JAX's first computation."""
+def set_host_devices(n: int, explicit: bool = True) -> None:
+    """Splits the CPU into ``n`` JAX devices; must run before JAX's first computation.
+
+    When JAX is already running (a caller used it before ``main``), its devices stay as they
+    are; that is an error only when ``--host-devices`` was given (``explicit``).
+    """
     import jax
 
     try:
         jax.config.update("jax_num_cpu_devices", n)
-    except RuntimeError as exc:
-        if len(jax.devices("cpu")) != n:
-            raise CampaignError(f"--host-devices {n}: JAX is already initialized "
-                                f"({exc})") from None
+    except RuntimeError:
+        if explicit and len(jax.devices("cpu")) != n:
+            raise CampaignError(
+                f"--host-devices {n}: JAX is already running with "
+                f"{len(jax.devices('cpu'))} CPU device(s) in this process"
+            ) from None

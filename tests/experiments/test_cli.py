@@ -243,3 +243,13 @@ def test_test_dataset_options_enter_the_manifest_only_with_a_test_dataset(tmp_pa
                               "--out", str(tmp_path / "b")]) == 0
     dataset = json.loads((tmp_path / "b" / "manifest.json").read_text())["dataset"]
     assert dataset["test_dataset"] == "synthetic" and "test_min_packets" in dataset
+
+
+def test_host_devices_cannot_change_a_running_jax(tmp_path, capsys):
+    # JAX already runs with 2 CPU devices in the tests: asking for 3 is refused in one line,
+    # while the default leaves the running layout alone.
+    cli.set_host_devices(3, explicit=False)
+    argv = [*COMMON, "--folds", "1", "--augs", "wrap", "--out", str(tmp_path / "o")]
+    assert cli.main(FAKE_G1, [*argv, "--host-devices", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--host-devices 3: JAX is already running with 2 CPU device(s)" in err
