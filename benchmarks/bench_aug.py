@@ -9,20 +9,16 @@ There is no per-function speed goal: what matters is the training step (bench_tr
 Two figures per function:
 - ``per call``: one jitted ``augment_batch`` call per batch from Python, keys made beforehand.
   It includes a fixed cost per executed program, printed as the ``per-call floor`` (a jitted
-  one-op program on the batch), which also grows with the program's kernels: on the 2-core
-  dev machine bernoulli_mask took 175-315 us as one call of a one-step ``lax.scan`` against
-  71-79 us per step of a 16-step one. That cost is most of the cheap functions' time here.
-  Under jax's default asynchronous dispatch that cost includes handing the program to a
-  worker thread and waking the caller: the floor took 29 us per call on the dev machine
-  (2026-11-28), and 7.8 us with ``--sync-dispatch``.
+  one-op program on the batch), which also grows with the program's kernels; that cost is
+  most of the cheap functions' time here. Under jax's default asynchronous dispatch it
+  includes handing the program to a worker thread and waking the caller
+  (``--sync-dispatch`` shows the difference).
 - ``in jit``: ``--loop`` batches per call inside one jitted ``lax.scan``, each step augmenting
   the previous step's output with a fresh key (chained, so XLA cannot hoist work out of the
   loop). This is how the trainer runs augmentations: inside its jitted step, with a whole
   epoch's steps scanned in one call. Like a training step's loop, it is not compiled as one
   single-threaded kernel (``loop_is_one_kernel``). The default of 64 steps leaves under 1 us
-  of the per-call cost in each step; at 16 it was about 3 us, which on the 2-core dev
-  machine (2026-12-01, jax 0.10) held horizontal_flip at 32.8M samples/s against 35.6M at 64
-  steps and 35.7M at 256, and bernoulli_mask at 14.9M against 17.2M and 17.8M.
+  of the per-call cost in each step.
 """
 
 from __future__ import annotations
@@ -118,14 +114,9 @@ def loop_is_one_kernel(compiled_text: str) -> bool:
 
     Newer XLA:CPU (jax 0.12 here) compiles a while loop it deems small into a single kernel
     (``xla_cpu_small_call``): one thread and none of the per-fusion parallelism. The trainer's
-    step loop (model and optimizer included) is not small: compiled on jax 0.12 with inject:1
-    horizontal_flip or bernoulli_mask, its scan over steps had no such kernel (2026-11-28).
-    So ``main`` turns the hoisting off (``UNHOISTED_LOOPS_FLAG``) unless ``--hoisted-loops``.
-    Processes alternated with and without the flag on the 2-core dev machine (jax 0.12, two
-    rounds, 2026-11-28) gave, in this loop, hoisted against not: horizontal_flip 49.0-49.3M
-    against 57.0-57.3M samples/s, translation 7.4M against 18.1-18.2M, gaussian_noise
-    8.2-8.3M against 12.4-12.7M, bernoulli_mask 16.4-16.5M against 23.7-24.4M; random_stack,
-    whose loop XLA did not hoist, 2.8M either way.
+    step loop (model and optimizer included) is not small: compiled on jax 0.12 with inject:1,
+    its scan over steps has no such kernel. So ``main`` turns the hoisting off
+    (``UNHOISTED_LOOPS_FLAG``) unless ``--hoisted-loops``, which measures XLA's own choice.
     """
     return any(
         'xla_cpu_small_call="true"' in line and 'op_name="jit(loop)/while"' in line
@@ -150,9 +141,7 @@ def per_call_floor(xb, repeats: int) -> float:
     dispatching and executing one XLA program, with next to no work in it. The op is a
     multiply, not a copy: XLA's CPU client runs a program that its cost model puts under 1000
     flops inline on the calling thread, skipping the hand-off to a worker thread that every
-    augmentation pays under asynchronous dispatch. On the 2-core dev machine (2026-11-28) a
-    jitted reverse of the batch (0 flops) took 7.5 us per call and ``x * 2`` 29 us, or 7.8 us
-    with ``--sync-dispatch``.
+    augmentation pays under asynchronous dispatch.
     """
     double = jax.jit(lambda x: x * jnp.float32(2.0))
     return xb.shape[0] / time_call(lambda i: double(xb), repeats)

@@ -12,8 +12,8 @@ The JAX steps are timed as training runs them: ``--steps`` steps per call, under
 ``lax.scan`` (``loop.run_epoch`` scans an epoch's steps the same way). For reference the
 "none" step is also timed as one jitted call per step: every call then maps and faults in
 XLA:CPU's fresh temporary buffer (~80 MB at B=1024), a cost an epoch pays once. PyTorch
-runs in the same interleaved repeats as the JAX variants: on a VM whose speed drifts by tens
-of percent between minutes, timing it afterwards gave JAX/torch anywhere from 1.9x to 2.7x.
+runs in the same interleaved repeats as the JAX variants, because a VM's speed drifts by tens
+of percent between minutes.
 """
 
 from __future__ import annotations
