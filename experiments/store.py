@@ -18,7 +18,6 @@ process's write in flight. Files get the permissions the umask allows.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -464,13 +463,9 @@ class ResultStore:
         """Moves a corrupt result aside (kept for inspection) so the run is redone."""
         path = self.result_path(spec)
         target = path.with_name(path.name + f".corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-        try:
+        # Another process may have moved it aside already.
+        with contextlib.suppress(FileNotFoundError):
             os.replace(path, target)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
         return target
 
     def partition(
