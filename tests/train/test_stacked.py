@@ -34,8 +34,11 @@ CONFIG = TrainConfig(aug="translation", policy="inject:1", batch_size=64, max_ep
 SIZES = (300, 233)
 
 
-def test_a_run_inside_a_unit_equals_the_same_run_alone():
-    folds = [make_tiny_fold(n, seed=10 + n) for n in SIZES]
+# Two folds put one run on each device (trained without vmap); three put two on each
+# (vmapped, the third device slot filled with a repeat of the last run).
+@pytest.mark.parametrize("sizes", [SIZES, (*SIZES, 150)], ids=["one_per_device", "vmapped"])
+def test_a_run_inside_a_unit_equals_the_same_run_alone(sizes):
+    folds = [make_tiny_fold(n, seed=10 + n) for n in sizes]
     keys = [jax.random.PRNGKey(100 + i) for i in range(len(folds))]
     together = run_stacked(folds, CONFIG, keys)
     for fold, key, unit_run in zip(folds, keys, together, strict=True):
@@ -44,6 +47,13 @@ def test_a_run_inside_a_unit_equals_the_same_run_alone():
         assert unit_run.stop_reason == alone.stop_reason
         assert unit_run.best_epoch == alone.best_epoch
         assert unit_run.test_pred.shape == alone.test_pred.shape
+        if len(sizes) == 2:
+            # Unvmapped, a padded run computes exactly what it computes alone.
+            np.testing.assert_array_equal(unit_run.history["train_loss"],
+                                          alone.history["train_loss"])
+            np.testing.assert_array_equal(unit_run.test_pred, alone.test_pred)
+            assert unit_run.metrics == alone.metrics
+            continue
         # vmapped products round differently: losses agree to float tolerance, the
         # schedule exactly, predictions almost everywhere.
         np.testing.assert_allclose(unit_run.history["train_loss"], alone.history["train_loss"],
