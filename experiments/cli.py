@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import execution, executors
+from experiments.execution import set_host_devices
 from experiments.grid import (
     DEFAULT_FOLDS,
     DEFAULT_PAIRING,
@@ -403,8 +404,13 @@ def run_campaign(
     progress: bool = True,
     make_unit_fn: Callable[[], execution.UnitFn] | None = None,
     rebuild_manifest: bool = False,
+    host_devices: int | None = None,
 ) -> tuple[execution.Summary, Path]:
-    """Executes this shard's units of a planned campaign and writes its report."""
+    """Executes this shard's units of a planned campaign and writes its report.
+
+    ``host_devices``: the CPU split that worker processes apply before training (the units
+    are sized for it).
+    """
     from experiments import report
 
     store = ResultStore(out_dir)
@@ -412,7 +418,8 @@ def run_campaign(
     executor = executor or executors.LocalExecutor()
     if make_unit_fn is None:
         make_unit_fn = functools.partial(campaign.make_unit_fn, args, args.folds)
-    task = execution.UnitTask(out_dir=str(Path(out_dir).resolve()), make_unit_fn=make_unit_fn)
+    task = execution.UnitTask(out_dir=str(Path(out_dir).resolve()), make_unit_fn=make_unit_fn,
+                              host_devices=host_devices)
     runs = the_plan.runs
     if shard != (0, 1):
         mine = {r.run_id for u in make_units(runs, runs_per_unit)[shard[0]::shard[1]]
@@ -490,8 +497,8 @@ def main(campaign: Campaign, argv: Sequence[str] | None = None,
     args = parser.parse_args(argv)
     executor = None
     try:
-        set_host_devices(args.host_devices or DEFAULT_HOST_DEVICES,
-                         explicit=args.host_devices is not None)
+        host_devices = args.host_devices or DEFAULT_HOST_DEVICES
+        set_host_devices(host_devices, explicit=args.host_devices is not None)
         preset = apply_preset(parser, args, campaign)
         # Options left at None change nothing, nor do test-dataset options without a test
         # dataset: kept out, the manifest lists what was chosen.
@@ -528,7 +535,7 @@ def main(campaign: Campaign, argv: Sequence[str] | None = None,
         summary, report_path = run_campaign(
             campaign, args, out_dir, the_plan, executor=executor, runs_per_unit=runs_per_unit,
             shard=shard, progress=not args.no_progress, make_unit_fn=make_unit_fn,
-            rebuild_manifest=args.rebuild_manifest,
+            rebuild_manifest=args.rebuild_manifest, host_devices=host_devices,
         )
     except (CampaignError, ValueError, OSError) as exc:
         if os.environ.get("JTCAUG_DEBUG"):
@@ -546,21 +553,3 @@ def main(campaign: Campaign, argv: Sequence[str] | None = None,
         print(line)
     print(f"report: {report_path}")
     return 1 if summary.failed else 0
-
-
-def set_host_devices(n: int, explicit: bool = True) -> None:
-    """Splits the CPU into ``n`` JAX devices; must run before JAX's first computation.
-
-    When JAX is already running (a caller used it before ``main``), its devices stay as they
-    are; that is an error only when ``--host-devices`` was given (``explicit``).
-    """
-    import jax
-
-    try:
-        jax.config.update("jax_num_cpu_devices", n)
-    except RuntimeError:
-        if explicit and len(jax.devices("cpu")) != n:
-            raise CampaignError(
-                f"--host-devices {n}: JAX is already running with "
-                f"{len(jax.devices('cpu'))} CPU device(s) in this process"
-            ) from None

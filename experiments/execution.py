@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from experiments.grid import RunSpec, Unit, make_units
+from experiments.grid import CampaignError, RunSpec, Unit, make_units
 from experiments.store import ResultStore
 
 # This many units failing in a row points at a systematic problem, not a bad fold.
@@ -98,6 +98,24 @@ def campaign_unit_fn(module: str, args, n_folds: int) -> UnitFn:
     return campaign.make_unit_fn(args, n_folds)
 
 
+def set_host_devices(n: int, explicit: bool = True) -> None:
+    """Splits the CPU into ``n`` JAX devices; must run before JAX's first computation.
+
+    When JAX is already running (a caller used it before), its devices stay as they are;
+    that is an error (``CampaignError``) only when the number was asked for explicitly.
+    """
+    import jax
+
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:
+        if explicit and len(jax.devices("cpu")) != n:
+            raise CampaignError(
+                f"--host-devices {n}: JAX is already running with "
+                f"{len(jax.devices('cpu'))} CPU device(s) in this process"
+            ) from None
+
+
 @dataclasses.dataclass
 class UnitTask:
     """Trains one unit and writes its runs' result files; picklable for remote workers.
@@ -108,17 +126,24 @@ class UnitTask:
       cwd: the driver's working directory, entered first where it exists, so relative data
         paths resolve as on the driver.
       token: names ``make_unit_fn`` across pickling, for the per-process cache.
+      host_devices: JAX CPU devices to split a worker's CPU into before its first
+        computation (None: leave JAX's default).
     """
 
     out_dir: str
     make_unit_fn: Callable[[], UnitFn]
     cwd: str = dataclasses.field(default_factory=os.getcwd)
     token: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
+    host_devices: int | None = None
 
     def unit_fn(self) -> UnitFn:
         if self.token not in _UNIT_FNS:
             if os.path.isdir(self.cwd) and os.getcwd() != self.cwd:
                 os.chdir(self.cwd)
+            if self.host_devices is not None:
+                # A worker process splits its CPU as the driver did, so a unit sized for
+                # the driver's devices gets one run per device there too.
+                set_host_devices(self.host_devices, explicit=False)
             _UNIT_FNS[self.token] = self.make_unit_fn()
         return _UNIT_FNS[self.token]
 

@@ -277,3 +277,34 @@ def test_a_unit_that_raises_fails_its_runs_and_the_campaign_goes_on(tmp_path):
     assert not any((tmp_path / "runs" / ".claims").iterdir())
     again = run_campaign(tmp_path, CountingRunFn(), runs_per_unit=3)
     assert again.completed == 3 and again.finished == 11
+
+
+def test_a_worker_process_splits_its_cpu_as_the_task_says(tmp_path):
+    # A fresh interpreter stands for a Ray worker: JAX has not started there, and the task
+    # (pickled as Ray sends it) must give the unit function the driver's device split.
+    import pickle
+    import subprocess
+    import sys
+
+    task = UnitTask(str(tmp_path), _count_devices_unit_fn, host_devices=3)
+    unit = grid.make_units(runs()[:1], 1)[0]
+    script = (
+        "import pickle, sys; task, unit = pickle.load(sys.stdin.buffer); "
+        "outcome = task(unit); print(sorted(outcome.finished.values()))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], input=pickle.dumps((task, unit)),
+                         capture_output=True, timeout=120, check=True)
+    assert out.stdout.decode().strip() == "[0.03]"
+
+
+def _count_devices_unit_fn():
+    import jax
+
+    def unit_fn(unit):
+        # The device count travels back as the run's F1 (hundredths).
+        outputs = [fake_output(spec) for spec in unit.runs]
+        for output in outputs:
+            output.record["metrics"]["weighted_f1"] = len(jax.devices()) / 100
+        return outputs
+
+    return unit_fn
