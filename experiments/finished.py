@@ -18,7 +18,7 @@ import pandas as pd
 from experiments import report
 from experiments.grid import DEFAULT_PAIRING, CampaignError, ConfigSpec, RunSpec, expand_runs
 from experiments.results import result_row
-from experiments.store import MANIFEST, CorruptResult, ResultStore
+from experiments.store import MANIFEST, CorruptResult, ResultStore, jsonable
 
 G1_BASELINE = "none"
 _MANIFEST_KEYS = ("campaign", "dataset", "folds", "seed", "grid")
@@ -69,7 +69,7 @@ def read_finished(out_dir: Path, option: str, campaign: str, dataset: dict) -> F
         campaign, holds another campaign, ran on another dataset (both named) or has runs
         left (how many, per configuration).
     """
-    kind = campaign.upper()
+    out_dir, kind = Path(out_dir), campaign.upper()
     where = f"{option} {out_dir}"
     if not out_dir.exists():
         raise CampaignError(f"{where}: no such directory (run experiments.{campaign} first)")
@@ -91,7 +91,8 @@ def read_finished(out_dir: Path, option: str, campaign: str, dataset: dict) -> F
     if manifest["campaign"] != campaign:
         raise CampaignError(f"{where}: holds campaign {manifest['campaign']!r}, not "
                             f"{campaign!r}")
-    if manifest["dataset"] != dataset:
+    # As this campaign's own manifest will record it (tuples become lists, paths strings).
+    if manifest["dataset"] != jsonable(dataset):
         raise CampaignError(f"{where}: {kind} ran on dataset "
                             f"{describe_dataset(manifest['dataset'])}, this campaign on "
                             f"{describe_dataset(dataset)}")
@@ -114,7 +115,7 @@ def read_finished(out_dir: Path, option: str, campaign: str, dataset: dict) -> F
 
 
 def read_finished_g1(out_dir: Path, option: str, dataset: dict) -> FinishedCampaign:
-    return read_finished(Path(out_dir), option, "g1", dataset)
+    return read_finished(out_dir, option, "g1", dataset)
 
 
 def g1_single_gains(g1: FinishedCampaign) -> pd.DataFrame:

@@ -9,8 +9,10 @@ import shutil
 import pytest
 
 from experiments import cli, finished, g1, g3, g4, g5
+from experiments.grid import CampaignError
 
 from .fakes import fake_unit_fn
+from .test_campaigns import write_fake_g1
 
 COMMON = ["--dataset", "synthetic", "--no-progress", "--compile-cache", "none",
           "--max-epochs", "2"]
@@ -88,3 +90,15 @@ def test_a_finished_g1_reads_as_its_run_files(finished_g1):
     expected = (100 * (f1["wrap"] - f1["none"])).mean()
     assert gains.set_index("aug").loc["wrap", "gain"] == pytest.approx(expected)
     assert (gains["n"] == 2).all()
+
+
+def test_dataset_options_compare_as_the_manifest_records_them(tmp_path):
+    # A tuple option is a list once in manifest.json; it is still the same dataset.
+    dataset = {"dataset": "synthetic", "splits": (0.8, 0.1, 0.1)}
+    write_fake_g1(tmp_path / "g1", dataset, {"wrap": 0.01, "translation": 0.02})
+    g1_run = finished.read_finished_g1(tmp_path / "g1", "--gains-from", dataset)
+    assert finished.g1_single_gains(g1_run)["gain"].tolist() == pytest.approx([2.0, 1.0])
+    with pytest.raises(CampaignError, match=r"splits=\[0.8, 0.1, 0.1\]\), this campaign on "
+                       r"synthetic \(splits=\(0.8, 0.2\)\)"):
+        finished.read_finished_g1(tmp_path / "g1", "--gains-from",
+                                  dataset | {"splits": (0.8, 0.2)})
