@@ -59,6 +59,9 @@ class Campaign:
       make_unit_fn: ``(args, n_folds) -> UnitFn``; default trains with ``jtcaug.train``.
       default_folds: ``--folds`` default.
       quick_defaults: campaign options the quick preset changes (unless given explicitly).
+      report_inputs: ``args -> dict`` of what the report reads besides the campaign's own
+        runs (G3: a finished G1's gains), resolved and checked when the campaign is planned.
+        Kept out of the manifest: such an input can join a campaign's report at any time.
     """
 
     name: str
@@ -70,6 +73,7 @@ class Campaign:
     make_unit_fn: Callable[[argparse.Namespace, int], execution.UnitFn] = trainer_unit_fn
     default_folds: int = DEFAULT_FOLDS
     quick_defaults: dict = dataclasses.field(default_factory=dict)
+    report_inputs: Callable[[argparse.Namespace], dict] | None = None
 
     @property
     def module(self) -> str:
@@ -286,11 +290,13 @@ def dataset_label(args: argparse.Namespace) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """A campaign resolved from its options: the grid, its manifest and all its runs."""
+    """A campaign resolved from its options: the grid, its manifest, all its runs, and the
+    report's inputs from elsewhere (``Campaign.report_inputs``)."""
 
     grid: list[ConfigSpec]
     manifest: dict
     runs: list[RunSpec]
+    report_inputs: dict = dataclasses.field(default_factory=dict)
 
 
 def make_manifest(
@@ -351,7 +357,8 @@ def plan(campaign: Campaign, args: argparse.Namespace, dataset: dict, preset: st
     if getattr(args, "aug_module", None):
         manifest["aug_modules"] = list(args.aug_module)
     runs = expand_runs(grid, args.folds, args.seed, args.max_epochs, args.batch_size, pairing)
-    return Plan(grid, manifest, runs)
+    inputs = campaign.report_inputs(args) if campaign.report_inputs else {}
+    return Plan(grid, manifest, runs, inputs)
 
 
 def shard_of(args: argparse.Namespace) -> tuple[int, int]:
@@ -431,7 +438,7 @@ def run_campaign(
     )
     summary.total = len(runs)
     report_path = report.write_campaign_report(out_dir, campaign, the_plan.manifest,
-                                               the_plan.runs)
+                                               the_plan.runs, the_plan.report_inputs)
     return summary, report_path
 
 
@@ -452,7 +459,8 @@ def report_only(campaign: Campaign, out_dir: Path, the_plan: Plan) -> tuple[list
     for spec in the_plan.runs:
         if not store.is_finished(spec):
             missing.setdefault(spec.config.name, []).append(spec.fold)
-    path = report.write_campaign_report(out_dir, campaign, the_plan.manifest, the_plan.runs)
+    path = report.write_campaign_report(out_dir, campaign, the_plan.manifest, the_plan.runs,
+                                        the_plan.report_inputs)
     n_missing = sum(len(v) for v in missing.values())
     lines = [f"runs: {len(the_plan.runs) - n_missing}/{len(the_plan.runs)} finished"]
     lines += [f"missing {name}: folds {_spans(folds)}" for name, folds in missing.items()]

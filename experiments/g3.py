@@ -12,18 +12,25 @@ distances ||f(x) - f(x')|| over the whole training split (their KDE is Fig. 6).
 Default folds: 10, not 80 - each run adds a nearest-neighbour search over ~6x the training
 set, and the paper reports these figures without a run count.
 
+With ``--gains-from G1_OUT`` (a finished G1 of the same dataset) the report also sets each
+augmentation's distance ratio beside its G1 gain, with their Spearman rank correlation: the
+paper's "sweet spot" claim, checked on this dataset. It only adds a report section, so it can
+be given (with ``--report-only``) to a G3 that already ran.
+
     python -m experiments.g3 --dataset mirage19
+    python -m experiments.g3 --dataset mirage19 --gains-from runs/g1-mirage19
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from experiments import report
+from experiments import finished, report
 from experiments.cli import Campaign, augmentation_list, main
 from experiments.execution import RunRecord, UnitFn
 from experiments.grid import ConfigSpec, RunSpec, Unit
@@ -62,6 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="augmented copies of each training sample among the anchors")
     group.add_argument("--neighbours", type=int, default=geometry.N_NEIGHBOURS,
                        help="nearest anchors per test sample")
+    group.add_argument("--gains-from", type=Path, default=None, metavar="G1_OUT",
+                       help="a finished G1 campaign directory of the same dataset: the report "
+                       "sets each augmentation's distance ratio beside its G1 gain (Sweet "
+                       "spot)")
 
 
 def options(args: argparse.Namespace) -> dict:
@@ -72,6 +83,16 @@ def options(args: argparse.Namespace) -> dict:
         "anchor_copies": args.anchor_copies,
         "neighbours": args.neighbours,
     }
+
+
+def report_inputs(args: argparse.Namespace) -> dict:
+    """``--gains-from``: the finished G1's gains per augmentation (checked now, before any
+    run), for the Sweet spot section."""
+    if getattr(args, "gains_from", None) is None:
+        return {}
+    g1_run = finished.read_finished_g1(args.gains_from, "--gains-from", args.dataset_options)
+    return {"gains_from": str(args.gains_from), "g1_folds": g1_run.manifest["folds"],
+            "g1_gains": finished.g1_single_gains(g1_run)}
 
 
 def build_grid(args: argparse.Namespace) -> list[ConfigSpec]:
@@ -258,13 +279,93 @@ def latent_pairs_section(ri: ReportInput) -> Section:
     )
 
 
+def sweet_spot_frame(geometry_frame: pd.DataFrame, gains: pd.DataFrame) -> pd.DataFrame:
+    """Per G3 augmentation (rows of :func:`_geometry_frame`): its distance ratio and its G1
+    gain (rows of ``finished.g1_single_gains``; NaN where G1 has no gain for it)."""
+    by_aug = gains.set_index("aug")
+    rows = []
+    for _, row in geometry_frame.iterrows():
+        has_gain = row.config in by_aug.index and by_aug.loc[row.config, "n"] > 0
+        rows.append(dict(
+            config=row.config, family=row.family, g3_folds=row.n,
+            distance_ratio=row.geo_distance_ratio, distance_ratio_ci=row.geo_distance_ratio_ci,
+            g1_gain=by_aug.loc[row.config, "gain"] if has_gain else np.nan,
+            g1_gain_ci=by_aug.loc[row.config, "ci"] if has_gain else np.nan,
+            g1_folds=int(by_aug.loc[row.config, "n"]) if has_gain else 0,
+        ))
+    return pd.DataFrame(rows)
+
+
+def sweet_spot_section(ri: ReportInput) -> Section:
+    frame = sweet_spot_frame(_geometry_frame(ri), ri.inputs["g1_gains"])
+    both = frame.dropna(subset=["distance_ratio", "g1_gain"])
+    text = (
+        f"G1 gains from the finished G1 campaign in `{ri.inputs['gains_from']}` "
+        f"({ri.inputs['g1_folds']} folds, same dataset): per augmentation, the mean over G1's "
+        "folds of its weighted F1 (inject:1, alpha ~ U(0, 1)) minus the baseline's on the same "
+        "fold, in points ± 95% CI. Distance ratio: the Fig. 5 ratio of the cosine distance to "
+        "the closest augmented vs the closest original same-label anchor, mean over this "
+        "campaign's folds ± 95% CI. "
+    )
+    correlation = dict(n=len(both), rho=np.nan, p=np.nan)
+    if len(both) < 3:
+        text += (f"Only {len(both)} augmentation(s) have both a distance ratio and a G1 gain; "
+                 "a rank correlation needs at least 3.")
+    else:
+        test = stats.spearman(both["distance_ratio"], both["g1_gain"])
+        correlation.update(rho=test.statistic, p=test.pvalue)
+        if np.isfinite(test.statistic):
+            text += (f"Spearman rank correlation of distance ratio and G1 gain over the "
+                     f"{len(both)} augmentations in both: rho = {test.statistic:.3f}, "
+                     f"p = {report.fmt_p(test.pvalue)}.")
+        else:
+            text += (f"Spearman rank correlation over the {len(both)} augmentations in both: "
+                     "undefined (the ratios or the gains are all equal).")
+    display = pd.DataFrame({
+        "augmentation": frame["config"],
+        "family": frame["family"],
+        "dist. ratio aug./orig.": [report.fmt_ci(m, h, digits=3) for m, h in zip(
+            frame.distance_ratio, frame.distance_ratio_ci, strict=True)],
+        "G3 folds": frame["g3_folds"].astype(str),
+        "G1 gain (points)": [report.fmt_ci(m, h, signed=True) for m, h in zip(
+            frame.g1_gain, frame.g1_gain_ci, strict=True)],
+        "G1 folds": frame["g1_folds"].astype(str),
+    })
+    figures = []
+    if len(both):
+        figures.append(FigureOut(
+            "sweet_spot", "G1 gain vs latent distance ratio per augmentation (95% CIs)",
+            plots.gain_vs_distance_ratio_figure(
+                both["config"].tolist(), both["family"].tolist(), both["distance_ratio"],
+                both["distance_ratio_ci"], both["g1_gain"], both["g1_gain_ci"])))
+    return Section(
+        title="Sweet spot - latent distance ratio vs G1 gain",
+        text=text,
+        tables=[
+            Table(name="sweet_spot", caption="Distance ratio (G3) and weighted F1 gain (G1) "
+                  "per augmentation", frame=frame, display=display),
+            Table(name="sweet_spot_spearman", caption="Spearman rank correlation of distance "
+                  "ratio and G1 gain", frame=pd.DataFrame([correlation]),
+                  display=pd.DataFrame({"augmentations": [str(correlation["n"])],
+                                        "rho": [report.fmt_ci(correlation["rho"], np.nan,
+                                                              digits=3)],
+                                        "p": [report.fmt_p(correlation["p"])]})),
+        ],
+        figures=figures,
+    )
+
+
 def build_report(ri: ReportInput) -> list[Section]:
-    return [
+    sections = [
         report.section("Fig. 5 - test samples among training anchors",
                        lambda: neighbours_section(ri)),
         report.section("Fig. 6 - original vs augmented latents",
                        lambda: latent_pairs_section(ri)),
     ]
+    if "g1_gains" in ri.inputs:
+        sections.append(report.section("Sweet spot - latent distance ratio vs G1 gain",
+                                       lambda: sweet_spot_section(ri)))
+    return sections
 
 
 CAMPAIGN = Campaign(
@@ -277,6 +378,7 @@ CAMPAIGN = Campaign(
     make_unit_fn=geometry_unit_fn,
     default_folds=DEFAULT_FOLDS,
     quick_defaults={"tsne_samples": 300},
+    report_inputs=report_inputs,
 )
 
 if __name__ == "__main__":

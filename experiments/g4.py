@@ -11,17 +11,13 @@ those three. The top three are the paper's (translation, wrap, permutation) unle
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from experiments import report
+from experiments import finished, report
 from experiments.cli import Campaign, augmentation_list, main
 from experiments.grid import CampaignError, ConfigSpec
 from experiments.report import ReportInput, Section
-from experiments.store import MANIFEST, RESULTS
 from jtcaug import aug
 
 BASELINE = "none"
@@ -46,36 +42,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "directory of the same dataset")
 
 
-def top3_from_g1(g1_dir: Path, dataset: dict, n: int = 3) -> tuple[str, ...]:
-    """The ``n`` single augmentations with the highest mean gain in a finished G1.
+def top3_from_g1(g1_dir: Path, dataset: dict, n: int = 3,
+                 option: str = "--top3-from") -> tuple[str, ...]:
+    """The ``n`` single augmentations with the highest mean gain in a finished G1 of
+    ``dataset`` (``option`` names the command-line option in error messages).
 
     Augmentations that cannot join a combination pool (cutmix acts on whole batches) are
     passed over.
     """
-    manifest_path, results_path = g1_dir / MANIFEST, g1_dir / RESULTS
-    if not manifest_path.is_file() or not results_path.is_file():
-        raise CampaignError(f"--top3-from {g1_dir}: no G1 campaign there ({MANIFEST} and "
-                            f"{RESULTS} are needed; run experiments.g1 first)")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        results = pd.read_parquet(results_path)
-    except (ValueError, OSError) as exc:
-        raise CampaignError(f"--top3-from {g1_dir}: unreadable campaign ({exc})") from exc
-    if manifest.get("campaign") != "g1":
-        raise CampaignError(f"--top3-from {g1_dir}: holds campaign "
-                            f"{manifest.get('campaign')!r}, not g1")
-    if manifest.get("dataset") != dataset:
-        raise CampaignError(f"--top3-from {g1_dir}: G1 ran on {manifest.get('dataset')}, "
-                            f"this campaign on {dataset}")
-    singles = [
-        c["name"] for c in manifest.get("grid", [])
-        if c.get("group") == "single" and _poolable(c["name"])
-    ]
-    gains = report.gain_table(results, BASELINE, singles).dropna(subset=["gain"])
+    g1_run = finished.read_finished_g1(g1_dir, option, dataset)
+    gains = finished.g1_single_gains(g1_run).dropna(subset=["gain"])
+    gains = gains[gains["aug"].map(_poolable).astype(bool)]
     if len(gains) < n:
-        raise CampaignError(f"--top3-from {g1_dir}: only {len(gains)} augmentations have runs "
-                            "paired with the baseline; finish the G1 campaign first")
-    return tuple(gains.sort_values("gain", ascending=False)["config"].head(n))
+        names = f" ({', '.join(gains['aug'])})" if len(gains) else ""
+        raise CampaignError(f"{option} {g1_dir}: the G1 campaign benchmarked {len(gains)} "
+                            f"augmentation(s) that can join a pool{names}, {n} needed")
+    return tuple(gains.sort_values("gain", ascending=False, kind="stable")["aug"].head(n))
 
 
 def _poolable(name: str) -> bool:

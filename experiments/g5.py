@@ -101,12 +101,8 @@ def augmentations(args: argparse.Namespace) -> tuple[str, ...]:
     """The augmentations of this campaign (resolved once; --top-from reads the G1 directory)."""
     if getattr(args, "_g5_augs", None) is None:
         if getattr(args, "top_from", None) is not None:
-            try:
-                args._g5_augs = g4.top3_from_g1(args.top_from, args.dataset_options,
-                                                n=args.top_n)
-            except CampaignError as exc:
-                # The G1 reader is G4's; its messages name G4's option.
-                raise CampaignError(str(exc).replace("--top3-from", "--top-from")) from None
+            args._g5_augs = g4.top3_from_g1(args.top_from, args.dataset_options,
+                                            n=args.top_n, option="--top-from")
         else:
             args._g5_augs = tuple(getattr(args, "augs", None) or DEFAULT_AUGS)
     return args._g5_augs

@@ -81,12 +81,14 @@ class ReportInput:
       manifest: the campaign configuration.
       grid: the configurations.
       results: one row per finished run (``results.parquet``).
+      inputs: what the report reads from elsewhere (``Campaign.report_inputs``).
     """
 
     out_dir: Path
     manifest: dict
     grid: list[ConfigSpec]
     results: pd.DataFrame
+    inputs: dict = dataclasses.field(default_factory=dict)
 
     def config(self, name: str) -> ConfigSpec:
         for c in self.grid:
@@ -397,9 +399,11 @@ def header_lines(manifest: dict, results: pd.DataFrame, n_runs: int) -> list[str
     return lines
 
 
-def write_campaign_report(out_dir: Path, campaign, manifest: dict, runs: Sequence[RunSpec]) -> Path:
+def write_campaign_report(out_dir: Path, campaign, manifest: dict, runs: Sequence[RunSpec],
+                          inputs: dict | None = None) -> Path:
     """Collects the finished runs of ``runs`` and writes results.parquet, tables, figures and
-    report.md for ``campaign`` (an ``experiments.cli.Campaign``).
+    report.md for ``campaign`` (an ``experiments.cli.Campaign``); ``inputs`` are the report's
+    inputs from elsewhere (``Plan.report_inputs``).
 
     The build holds OUT's report lock and reads the result files inside it, so of several
     processes building reports the last one to finish read the store last: its report is
@@ -414,7 +418,8 @@ def write_campaign_report(out_dir: Path, campaign, manifest: dict, runs: Sequenc
         results = collect_results(store, runs)
         write_results(store, results)
         grid = list({spec.config.name: spec.config for spec in runs}.values())
-        ri = ReportInput(out_dir=out_dir, manifest=manifest, grid=grid, results=results)
+        ri = ReportInput(out_dir=out_dir, manifest=manifest, grid=grid, results=results,
+                         inputs=dict(inputs or {}))
         sections = campaign.build_report(ri) if not results.empty else [
             Section("Results", "*No finished runs yet.*")
         ]

@@ -208,6 +208,36 @@ def metric_bars_figure(names: Sequence[str], metrics: Mapping[str, Sequence[floa
     return fig
 
 
+def gain_vs_distance_ratio_figure(
+    names: Sequence[str],
+    families: Sequence[str],
+    ratio: Sequence[float],
+    ratio_half_width: Sequence[float],
+    gain: Sequence[float],
+    gain_half_width: Sequence[float],
+) -> Figure:
+    """Per augmentation (one point each, 95% CI bars, family colour): its latent distance
+    ratio augmented / original (G3) against its weighted F1 gain over the baseline (G1)."""
+    fig = new_figure(7.0, 5.0)
+    ax = fig.add_subplot()
+    points = zip(names, families, ratio, ratio_half_width, gain, gain_half_width, strict=True)
+    for name, family, x, xh, y, yh in points:
+        colour = FAMILY_COLOURS.get(family, OTHER_COLOUR)
+        ax.errorbar(x, y, xerr=np.nan_to_num(xh), yerr=np.nan_to_num(yh), fmt="o",
+                    color=colour, capsize=3)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.axhline(0.0, color="black", lw=0.8)
+    for family, colour in FAMILY_COLOURS.items():
+        if family in families:
+            ax.scatter([], [], color=colour, label=family)
+    ax.set_xlabel("latent distance ratio augmented / original (G3)")
+    ax.set_ylabel("weighted F1 gain over baseline (points, G1)")
+    if any(f in FAMILY_COLOURS for f in families):
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def tsne_figure(panels: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
     """t-SNE panels (Fig. 6 top): name -> (``(P, 2)`` coordinates, ``(P,)`` is-augmented)."""
     n = max(len(panels), 1)

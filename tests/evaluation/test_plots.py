@@ -71,3 +71,16 @@ def test_geometry_figures_render():
     assert render(fig).startswith(PNG_MAGIC)
     labels = [ln.get_label() for ln in fig.axes[0].lines]
     assert labels == ["wrap", "constant_wrapup (no spread)"]
+
+
+def test_gain_vs_distance_ratio_puts_each_augmentation_at_its_ratio_and_gain():
+    fig = plots.gain_vs_distance_ratio_figure(
+        ["translation", "gaussian_noise", "horizontal_flip"],
+        ["sequence", "amplitude", "sequence"],
+        ratio=[1.4, 2.1, 3.0], ratio_half_width=[0.1, np.nan, 0.2],
+        gain=[4.4, 0.9, -2.0], gain_half_width=[0.5, 0.3, np.nan],
+    )
+    assert render(fig).startswith(PNG_MAGIC)
+    labels = {t.get_text(): t.xy for t in fig.axes[0].texts}
+    assert labels == {"translation": (1.4, 4.4), "gaussian_noise": (2.1, 0.9),
+                      "horizontal_flip": (3.0, -2.0)}

@@ -2,13 +2,12 @@
 
 import argparse
 import dataclasses
-import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import cli, g1, g2, g3, g4, report, store
+from experiments import cli, g1, g2, g3, g4, report
 from experiments.execution import RunRecord
 from experiments.grid import CampaignError, expand_runs
 from jtcaug import aug
@@ -106,15 +105,19 @@ def test_unknown_augmentation_names_are_refused(parse):
         parse("translation,wrap,translation")
 
 
-def write_fake_g1(out, dataset, gains):
-    (out).mkdir()
-    rows = [dict(config="none", fold=f, weighted_f1=0.7) for f in range(3)]
-    rows += [dict(config=n, fold=f, weighted_f1=0.7 + g) for n, g in gains.items()
-             for f in range(3)]
-    pd.DataFrame(rows).to_parquet(out / store.RESULTS)
-    grid = [{"name": n, "group": "single"} for n in gains]
-    (out / store.MANIFEST).write_text(json.dumps(
-        {"campaign": "g1", "dataset": dataset, "grid": grid}))
+def write_fake_g1(out, dataset, gains, folds=3):
+    """A finished G1 in ``out`` (through the result store) whose augmentations beat the
+    baseline by exactly ``gains`` (weighted F1) on every fold."""
+
+    def run_fn(spec):
+        f1 = 0.7 + 0.01 * spec.fold + gains.get(spec.config.name, 0.0)
+        return RunRecord(record={"metrics": {"weighted_f1": f1}, "epochs_run": 3,
+                                 "best_epoch": 2, "n_params": 1, "wall_time_s": 0.0})
+
+    args = campaign_args(folds=folds, augs=tuple(gains), magnitude_folds=0)
+    campaign = dataclasses.replace(g1.CAMPAIGN, make_unit_fn=fake_unit_fn(run_fn))
+    cli.run_campaign(campaign, args, out, cli.plan(campaign, args, dataset, "quick"),
+                     progress=False)
 
 
 def test_g4_top3_from_a_finished_g1(tmp_path):
@@ -125,7 +128,7 @@ def test_g4_top3_from_a_finished_g1(tmp_path):
     assert g4.top3_from_g1(tmp_path / "g1", DATASET) == ("window_mask", "perm_rto", "dup_rto")
     with pytest.raises(CampaignError, match="G1 ran on .* this campaign on"):
         g4.top3_from_g1(tmp_path / "g1", {"dataset": "mirage19"})
-    with pytest.raises(CampaignError, match="no G1 campaign there"):
+    with pytest.raises(CampaignError, match="--top3-from .*missing: no such directory"):
         g4.top3_from_g1(tmp_path / "missing", DATASET)
 
 
