@@ -185,10 +185,11 @@ def build_grid(args: argparse.Namespace) -> list[ConfigSpec]:
                                                        args.seed))
 
 
-def candidate_scores(grid: list[ConfigSpec], results: pd.DataFrame,
-                     search_folds: int) -> pd.DataFrame | None:
+def candidate_scores(grid: list[ConfigSpec], results: pd.DataFrame, search_folds: int,
+                     finished_only: bool = False) -> pd.DataFrame | None:
     """``config, gen, idx, aug, val_f1`` (validation weighted F1 summed over the search
-    folds) of every candidate in ``grid``; None while one lacks a finished search fold."""
+    folds) of every candidate in ``grid``; None while one lacks a finished search fold
+    (``finished_only``: those are left out instead)."""
     candidates = [c for c in grid if c.group == "search"]
     if results.empty or VAL_F1 not in results.columns:
         return None
@@ -196,6 +197,8 @@ def candidate_scores(grid: list[ConfigSpec], results: pd.DataFrame,
     for c in candidates:
         values = results.loc[results["config"] == c.name, VAL_F1].dropna()
         if len(values) < search_folds:
+            if finished_only:
+                continue
             return None
         match = _CANDIDATE.match(c.name)
         rows.append(dict(config=c.name, gen=int(match["gen"]), idx=int(match["idx"]),

@@ -14,9 +14,10 @@ from jtcaug.evaluation import plots, stats
 
 def _scores(ri: ReportInput) -> pd.DataFrame:
     options = ri.manifest.get("options", {})
-    scores = candidate_scores(ri.grid, ri.results, options.get("search_folds", 1))
+    scores = candidate_scores(ri.grid, ri.results, options.get("search_folds", 1),
+                              finished_only=True)
     if scores is None or scores.empty:
-        raise NotEnoughResults("the search's first generation has not finished")
+        raise NotEnoughResults("no candidate has finished its search folds")
     # Mean over the search folds, in %: the sum ranks candidates, the mean reads like F1.
     return scores.assign(val_f1_pct=100 * scores["val_f1"] / options.get("search_folds", 1))
 

@@ -191,3 +191,35 @@ def test_manifest_pins_the_search_options(tmp_path, capsys):
     assert cli.main(fake_campaign(SearchRunFn()), [*ARGV, "--out", str(out)]) == 0
     code = cli.main(fake_campaign(SearchRunFn()), [*ARGV, "--elite", "1", "--out", str(out)])
     assert code == 2 and "different configuration" in capsys.readouterr().err
+
+
+def test_a_generation_forms_units_of_several_candidates_on_a_fold():
+    from experiments.grid import expand_runs, make_units
+
+    grid = g6.build_grid(g6_args())
+    units = make_units(expand_runs(grid, 3, 0, 1), 2)
+    assert [[r.run_id for r in u.runs] for u in units[:3]] == [
+        ["g0_c00__fold000", "g0_c01__fold000"], ["g0_c02__fold000", "g0_c03__fold000"],
+        ["g0_c00__fold001", "g0_c01__fold001"]]
+    assert len(units) == 4 and len({u.unit_id for u in units}) == 4
+    # Without a unit group a configuration's dict (manifests, result files) is as before.
+    final = g6.final_configs(g6_args(), "weighted[translation:1,wrap:1,permutation:1]")
+    assert "unit_group" not in final[0].to_dict()
+    assert [len(u.runs) for u in make_units(expand_runs(final[:2], 3, 0, 1), 2)] == [2, 2, 1, 1]
+
+
+@pytest.mark.slow
+def test_tiny_real_g6_campaign_scores_validation_and_resumes(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--dataset", "synthetic", "--scale", "0.02", "--folds", "2", "--search-folds", "1",
+            "--population", "2", "--generations", "2", "--elite", "1", "--max-epochs", "1",
+            "--batch-size", "128", "--no-progress", "--compile-cache", "none",
+            "--out", str(out)]
+    assert cli.main(g6.CAMPAIGN, argv) == 0
+    assert "runs: 20/20 finished" in capsys.readouterr().out
+    results = pd.read_parquet(out / "results.parquet")
+    assert results[g6.VAL_F1].between(0, 1).all() and len(results) == 20
+    text = (out / "report.md").read_text()
+    assert "Not available" not in text and "`weighted[translation:" in text
+    assert cli.main(g6.CAMPAIGN, argv) == 0
+    assert "20 already there, 0 run now" in capsys.readouterr().out
