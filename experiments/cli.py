@@ -14,6 +14,7 @@ import functools
 import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -401,8 +402,8 @@ def shard_of(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def resolve_runs_per_unit(value: int | str, plan_: Plan) -> int:
-    """K: the given number, or (auto) one run per device on CPU and on a GPU as many folds
-    of a configuration as its memory allows."""
+    """K: the given number, or (auto) one run per device on CPU and on a GPU as many runs of
+    a configuration (or of a unit group: G6's population) as its memory allows."""
     if value != "auto":
         return int(value)
     import jax
@@ -410,9 +411,8 @@ def resolve_runs_per_unit(value: int | str, plan_: Plan) -> int:
     devices = jax.devices()
     if devices[0].platform == "cpu":
         return len(devices)
-    most_folds = max(
-        (sum(1 for r in plan_.runs if r.config.name == c.name) for c in plan_.grid), default=1
-    )
+    per_unit = Counter(r.config.unit_group or r.config.name for r in plan_.runs)
+    most_folds = max(per_unit.values(), default=1)
     stats = devices[0].memory_stats() or {}
     limit = stats.get("bytes_limit")
     # A run's program needs well under this on the paper's model and data; half the memory

@@ -157,10 +157,12 @@ def _parse_weighted_pool(how: str, members: tuple[str, ...]):
     """``("wrap:3", "translation")`` -> ``(("wrap", "translation"), (0.75, 0.25))``."""
     names, raw = [], []
     for member in members:
-        name, _, text = member.partition(":")
+        name, colon, text = member.partition(":")
         name = name.strip()
+        if colon and not text.strip():
+            raise ValueError(f"{how!r}: {name!r} has a ':' but no weight")
         try:
-            weight = float(text) if text.strip() else 1.0
+            weight = float(text) if colon else 1.0
         except ValueError:
             raise ValueError(f"{how!r}: weight {text.strip()!r} of {name!r} is not a "
                              "number") from None
@@ -184,9 +186,12 @@ def _normalized(how: str, raw) -> tuple[float, ...]:
 def weighted_how(names, weights) -> str:
     """The ``weighted[...]`` string of a pool and its weights (normalized; 6 significant
     digits, so the string round-trips through :func:`parse_how` to 1e-6)."""
-    probs = _normalized("weighted", [float(w) for w in weights])
-    if len(probs) != len(names):
-        raise ValueError(f"{len(names)} names but {len(probs)} weights")
+    raw = [float(w) for w in weights]
+    if len(raw) != len(names):
+        raise ValueError(f"{len(names)} names but {len(raw)} weights")
+    if not all(np.isfinite(w) and w >= 0 for w in raw):
+        raise ValueError(f"weights must be finite numbers >= 0, got {raw}")
+    probs = _normalized("weighted", raw)
     return "weighted[" + ",".join(f"{n}:{p:.6g}" for n, p in zip(names, probs, strict=True)) + "]"
 
 

@@ -39,6 +39,7 @@ def test_weights_are_parsed_and_normalized():
     ("weighted[wrap:nan,translation]", "must be a finite number >= 0"),
     ("weighted[wrap:0,translation:0]", "sum to 0"),
     ("weighted[wrap:x]", "weight 'x' of 'wrap' is not a number"),
+    ("weighted[wrap:,translation]", "'wrap' has a ':' but no weight"),
     ("weighted[wrap,wrap:2]", "'wrap' appears twice"),
     ("weighted[warp:1]", "unknown augmentation 'warp'"),
     ("weighted[cutmix:1,wrap]", "cutmix pairs whole batches"),
@@ -129,3 +130,7 @@ def test_bad_weights_argument_is_rejected():
         aug.check_weights(np.zeros((2, 3)), 3)
     with pytest.raises(ValueError, match="not a weighted combination"):
         aug.member_weights("trivial")
+    with pytest.raises(ValueError, match="finite numbers >= 0"):
+        aug.weighted_how(("wrap", "translation"), (1.0, -1.0))
+    with pytest.raises(ValueError, match="2 names but 1 weights"):
+        aug.weighted_how(("wrap", "translation"), (1.0,))
