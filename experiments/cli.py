@@ -445,6 +445,9 @@ def run_campaign(
         make_unit_fn = functools.partial(campaign.make_unit_fn, args, args.folds)
     task = execution.UnitTask(out_dir=str(Path(out_dir).resolve()), make_unit_fn=make_unit_fn)
     summary = None
+    # Stages that finished runs already determine join the first execution (and a
+    # --rebuild-manifest check sees their result files as runs of these options).
+    the_plan = extend_plan(campaign, args, the_plan, store)
     while True:
         runs = the_plan.runs
         if shard != (0, 1):

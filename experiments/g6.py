@@ -92,8 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="candidate policies trained per generation (>= 1)")
     group.add_argument("--generations", type=_int, default=DEFAULT_GENERATIONS, metavar="G",
                        help="generations of the search (>= 1)")
-    group.add_argument("--elite", type=_int, default=DEFAULT_ELITE, metavar="E",
-                       help="best candidates so far that the next generation varies (1..P)")
+    group.add_argument("--elite", type=_int, default=None, metavar="E",
+                       help=f"best candidates so far that the next generation varies (1..P; "
+                       f"default min({DEFAULT_ELITE}, P))")
     group.add_argument("--search-folds", type=_int, default=DEFAULT_SEARCH_FOLDS, metavar="S",
                        help="the first S folds score candidates by validation F1 (<= --folds)")
     group.add_argument("--concentration", type=_positive_float, default=DEFAULT_CONCENTRATION,
@@ -106,7 +107,9 @@ def pool(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def check_options(args: argparse.Namespace) -> None:
-    """One-line CampaignError for search options out of range."""
+    """One-line CampaignError for search options out of range; fills the default elite."""
+    if args.elite is None and args.population >= 1:
+        args.elite = min(DEFAULT_ELITE, args.population)
     for name in ("population", "generations", "elite", "search_folds"):
         value = getattr(args, name)
         if value < 1:
@@ -118,6 +121,7 @@ def check_options(args: argparse.Namespace) -> None:
 
 
 def options(args: argparse.Namespace) -> dict:
+    check_options(args)
     return {
         "pool": list(pool(args)),
         "population": args.population,
@@ -301,7 +305,7 @@ CAMPAIGN = Campaign(
     add_arguments=add_arguments,
     options=options,
     make_unit_fn=make_unit_fn,
-    quick_defaults={"population": 4, "generations": 2, "elite": 2, "search_folds": 2},
+    quick_defaults={"population": 4, "generations": 2, "search_folds": 2},
     next_stage=next_stage,
 )
 

@@ -81,6 +81,14 @@ def test_bad_search_options_are_refused(overrides, message):
         g6.build_grid(g6_args(**overrides))
 
 
+def test_the_default_elite_fits_the_population():
+    args = g6_args(population=1, elite=None)
+    assert len(g6.build_grid(args)) == 1 and args.elite == 1
+    args = g6_args(population=5, elite=None)
+    g6.build_grid(args)
+    assert args.elite == g6.DEFAULT_ELITE
+
+
 def test_population_zero_is_one_line_error_on_the_command_line(tmp_path, capsys):
     code = cli.main(fake_campaign(SearchRunFn()),
                     [*ARGV, "--population", "0", "--out", str(tmp_path / "out")])
