@@ -14,6 +14,7 @@ import functools
 import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,13 @@ class Campaign:
       report_inputs: ``args -> dict`` of what the report reads besides the campaign's own
         runs (G3: a finished G1's gains), resolved and checked when the campaign is planned.
         Kept out of the manifest: such an input can join a campaign's report at any time.
+      next_stage: for a campaign whose later configurations depend on earlier results (G6's
+        generations): ``(args, grid so far, results of its finished runs) -> [ConfigSpec]``,
+        the next stage's configurations, or ``[]`` when the campaign is complete or the
+        results the next stage needs are not all there. ``build_grid`` gives the first
+        stage, which alone is recorded in the manifest: later stages are a deterministic
+        function of the options and the stored results, so a rerun rebuilds them and goes
+        on where it stopped.
     """
 
     name: str
@@ -74,6 +82,9 @@ class Campaign:
     default_folds: int = DEFAULT_FOLDS
     quick_defaults: dict = dataclasses.field(default_factory=dict)
     report_inputs: Callable[[argparse.Namespace], dict] | None = None
+    next_stage: Callable[[argparse.Namespace, list[ConfigSpec], Any], list[ConfigSpec]] | None = (
+        None
+    )
 
     @property
     def module(self) -> str:
@@ -361,6 +372,27 @@ def plan(campaign: Campaign, args: argparse.Namespace, dataset: dict, preset: st
     return Plan(grid, manifest, runs, inputs)
 
 
+def extend_plan(campaign: Campaign, args: argparse.Namespace, plan_: Plan,
+                store: ResultStore) -> Plan:
+    """``plan_`` with every further stage that the finished runs in ``store`` determine
+    (``Campaign.next_stage``); the manifest stays the first stage's."""
+    if campaign.next_stage is None:
+        return plan_
+    from experiments.results import collect_results
+
+    grid, runs = list(plan_.grid), list(plan_.runs)
+    while True:
+        new = campaign.next_stage(args, list(grid), collect_results(store, runs))
+        if not new:
+            return Plan(grid, plan_.manifest, runs, plan_.report_inputs)
+        taken = {c.name for c in grid} & {c.name for c in new}
+        if taken:
+            raise CampaignError(f"a later stage repeats config names: {', '.join(sorted(taken))}")
+        grid += new
+        runs += expand_runs(new, args.folds, args.seed, args.max_epochs, args.batch_size,
+                            getattr(args, "pairing", DEFAULT_PAIRING))
+
+
 def shard_of(args: argparse.Namespace) -> tuple[int, int]:
     """``--shard I/N``, else the SLURM job array's task, else the whole grid."""
     if args.shard is not None:
@@ -378,8 +410,8 @@ def shard_of(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def resolve_runs_per_unit(value: int | str, plan_: Plan) -> int:
-    """K: the given number, or (auto) one run per device on CPU and on a GPU as many folds
-    of a configuration as its memory allows."""
+    """K: the given number, or (auto) one run per device on CPU and on a GPU as many runs of
+    a configuration (or of a unit group: G6's population) as its memory allows."""
     if value != "auto":
         return int(value)
     import jax
@@ -387,9 +419,8 @@ def resolve_runs_per_unit(value: int | str, plan_: Plan) -> int:
     devices = jax.devices()
     if devices[0].platform == "cpu":
         return len(devices)
-    most_folds = max(
-        (sum(1 for r in plan_.runs if r.config.name == c.name) for c in plan_.grid), default=1
-    )
+    per_unit = Counter(r.config.unit_group or r.config.name for r in plan_.runs)
+    most_folds = max(per_unit.values(), default=1)
     stats = devices[0].memory_stats() or {}
     limit = stats.get("bytes_limit")
     # A run's program needs well under this on the paper's model and data; half the memory
@@ -427,22 +458,52 @@ def run_campaign(
         make_unit_fn = functools.partial(campaign.make_unit_fn, args, args.folds)
     task = execution.UnitTask(out_dir=str(Path(out_dir).resolve()), make_unit_fn=make_unit_fn,
                               host_devices=host_devices)
-    runs = the_plan.runs
-    if shard != (0, 1):
-        mine = {r.run_id for u in make_units(runs, runs_per_unit)[shard[0]::shard[1]]
-                for r in u.runs}
-        runs = [r for r in runs if r.run_id in mine]
-    summary = execution.execute(
-        store, the_plan.manifest, runs, task, executor, runs_per_unit=runs_per_unit,
-        progress=progress, rebuild_manifest=rebuild_manifest,
-    )
-    summary.total = len(runs)
+    summary = None
+    # Stages that finished runs already determine join the first execution (and a
+    # --rebuild-manifest check sees their result files as runs of these options).
+    the_plan = extend_plan(campaign, args, the_plan, store)
+    while True:
+        runs = the_plan.runs
+        if shard != (0, 1):
+            mine = {r.run_id for u in make_units(runs, runs_per_unit)[shard[0]::shard[1]]
+                    for r in u.runs}
+            runs = [r for r in runs if r.run_id in mine]
+        stage = execution.execute(
+            store, the_plan.manifest, runs, task, executor, runs_per_unit=runs_per_unit,
+            progress=progress, rebuild_manifest=rebuild_manifest,
+        )
+        stage.total = len(runs)
+        summary = stage if summary is None else _merge(summary, stage)
+        # A staged campaign goes on while its finished runs determine another stage.
+        extended = extend_plan(campaign, args, the_plan, store)
+        if len(extended.runs) == len(the_plan.runs):
+            break
+        the_plan, rebuild_manifest = extended, False
     report_path = report.write_campaign_report(out_dir, campaign, the_plan.manifest,
                                                the_plan.runs, the_plan.report_inputs)
     return summary, report_path
 
 
-def report_only(campaign: Campaign, out_dir: Path, the_plan: Plan) -> tuple[list[str], Path]:
+def _merge(before: execution.Summary, stage: execution.Summary) -> execution.Summary:
+    """One summary of two consecutive executions over a growing run list: runs ``stage``
+    found finished that ``before`` had not seen finished count as already there."""
+    seen = before.skipped + before.completed
+    failed = {**before.failed, **stage.failed}
+    return dataclasses.replace(
+        stage,
+        skipped=before.skipped + max(stage.skipped - seen, 0),
+        completed=before.completed + stage.completed,
+        units=before.units + stage.units,
+        elsewhere=before.elsewhere + stage.elsewhere,
+        corrupt=before.corrupt + stage.corrupt,
+        failed=failed,
+        stale_temp_files=before.stale_temp_files + stage.stale_temp_files,
+        wall_time_s=before.wall_time_s + stage.wall_time_s,
+    )
+
+
+def report_only(campaign: Campaign, out_dir: Path, the_plan: Plan,
+                args: argparse.Namespace | None = None) -> tuple[list[str], Path]:
     """Builds the report from OUT's result files; returns lines saying what is missing."""
     from experiments import report
 
@@ -455,6 +516,8 @@ def report_only(campaign: Campaign, out_dir: Path, the_plan: Plan) -> tuple[list
     if diffs:
         raise CampaignError(f"{out_dir} holds a campaign with a different configuration ("
                             + "; ".join(diffs) + ")")
+    if args is not None:
+        the_plan = extend_plan(campaign, args, the_plan, store)
     missing: dict[str, list[int]] = {}
     for spec in the_plan.runs:
         if not store.is_finished(spec):
@@ -520,7 +583,7 @@ def main(campaign: Campaign, argv: Sequence[str] | None = None,
         if str(out_dir).strip() == "":
             raise CampaignError("--out must not be empty")
         if args.report_only:
-            lines, report_path = report_only(campaign, out_dir, the_plan)
+            lines, report_path = report_only(campaign, out_dir, the_plan, args)
             print("\n".join(lines))
             print(f"report: {report_path}")
             return 0

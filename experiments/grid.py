@@ -41,24 +41,34 @@ class ConfigSpec:
       train: keyword arguments of ``jtcaug.train.TrainConfig`` for this configuration (aug,
         policy, alpha, class_weighted); the campaign adds seed, max_epochs and batch_size.
       max_folds: run it only on the first ``max_folds`` folds (None: every campaign fold).
+      unit_group: configurations sharing a unit group may be trained in one unit, runs of
+        several of them together (their campaign's unit function must take such units, as
+        G6's does for a population sharing one compiled program); None: a unit holds runs
+        of this configuration only.
     """
 
     name: str
     group: str
     train: dict
     max_folds: int | None = None
+    unit_group: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _SAFE_NAME.match(self.name):
             raise CampaignError(f"config name {self.name!r} must match {_SAFE_NAME.pattern}")
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "group": self.group,
             "train": dict(self.train),
             "max_folds": self.max_folds,
         }
+        # Left out when unset, so manifests and result files of ungrouped grids stay as
+        # they were before unit groups existed.
+        if self.unit_group is not None:
+            out["unit_group"] = self.unit_group
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +145,8 @@ def expand_runs(
 
 @dataclasses.dataclass(frozen=True)
 class Unit:
-    """Runs of one configuration trained together, in fold order."""
+    """Runs trained together: of one configuration in fold order, or of one unit group
+    (``ConfigSpec.unit_group``) fold by fold."""
 
     runs: tuple[RunSpec, ...]
 
@@ -145,13 +156,16 @@ class Unit:
 
     @property
     def unit_id(self) -> str:
+        if len({r.config.name for r in self.runs}) > 1:
+            return f"{self.runs[0].run_id}+{len(self.runs) - 1}"
         folds = [r.fold for r in self.runs]
         span = f"{folds[0]:03d}" if len(folds) == 1 else f"{folds[0]:03d}-{folds[-1]:03d}"
         return f"{self.config.name}__folds{span}"
 
 
 def make_units(runs: Sequence[RunSpec], runs_per_unit: int) -> list[Unit]:
-    """Groups runs into units of at most ``runs_per_unit`` runs of one configuration.
+    """Groups runs into units of at most ``runs_per_unit`` runs of one configuration, or of
+    one unit group (runs in fold order, then grid order).
 
     Units come in the order of each configuration's first run, so a fold-major grid starts
     with one unit per configuration over the first folds.
@@ -160,11 +174,13 @@ def make_units(runs: Sequence[RunSpec], runs_per_unit: int) -> list[Unit]:
         raise CampaignError(f"runs per unit must be >= 1, got {runs_per_unit}")
     by_config: dict[str, list[RunSpec]] = {}
     for spec in runs:
-        by_config.setdefault(spec.config.name, []).append(spec)
+        group = spec.config.unit_group
+        by_config.setdefault(spec.config.name if group is None else f"\0{group}",
+                             []).append(spec)
+    position = {spec.run_id: i for i, spec in enumerate(runs)}
     chunks = []
     for specs in by_config.values():
-        specs = sorted(specs, key=lambda s: s.fold)
+        specs = sorted(specs, key=lambda s: (s.fold, position[s.run_id]))
         chunks += [specs[i : i + runs_per_unit] for i in range(0, len(specs), runs_per_unit)]
-    position = {spec.run_id: i for i, spec in enumerate(runs)}
     chunks.sort(key=lambda chunk: (chunk[0].fold, position[chunk[0].run_id]))
     return [Unit(tuple(chunk)) for chunk in chunks]

@@ -60,6 +60,9 @@ def dry_run_lines(campaign, args: argparse.Namespace, the_plan, runs_per_unit: i
     flows = jtcaug.data.load_from_args(args)
     timing = calibrate(flows, runs, runs_per_unit, args.folds)
     lines += estimate_lines(units, timing, args)
+    if getattr(campaign, "next_stage", None) is not None:
+        lines.append("this is the first stage only: later stages are built from its results "
+                     "as they finish, and are not counted above")
     lines.append("nothing was written (drop --dry-run to start)")
     return lines
 

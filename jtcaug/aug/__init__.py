@@ -25,8 +25,11 @@ from jtcaug.aug.combine import (
     DEFAULT_POOL,
     apply_sample,
     augment_batch,
+    check_weights,
+    member_weights,
     parse_how,
     validate_how,
+    weighted_how,
 )
 from jtcaug.aug.masking import bernoulli_mask, window_mask
 from jtcaug.aug.registry import (
@@ -60,10 +63,13 @@ __all__ = [
     "Stats",
     "apply_sample",
     "augment_batch",
+    "check_weights",
     "import_augmentation_module",
+    "member_weights",
     "parse_how",
     "register",
     "validate_how",
+    "weighted_how",
     "bernoulli_mask",
     "constant_wrapup",
     "cutmix",

@@ -14,9 +14,16 @@ A ``how`` string names what to apply to each sample, and is static under ``jit``
   - ``trivial``: one member drawn uniformly per sample, always with alpha ~ U(0, 1)
     (TrivialAugment);
   - ``rand`` or ``rand:N``: N members (default 2) drawn uniformly with replacement per
-    sample, applied in sequence (RandAugment).
+    sample, applied in sequence (RandAugment);
+  - ``weighted``: one member drawn per sample with probability proportional to its weight,
+    written ``name:w`` in the pool (a bare ``name`` weighs 1; weights >= 0, not all 0, no
+    name twice). With alpha ~ U(0, 1) it is a weighted TrivialAugment; the G6 search
+    (``experiments.g6``) finds such weights. ``augment_batch(..., weights=w)`` replaces the
+    pool's weights by a traced ``(n_pool,)`` array, so runs that differ only in their
+    weights share one compiled program.
 
-  e.g. ``"ensemble[translation,wrap]"``, ``"masked_stack:0.3[translation,wrap,permutation]"``.
+  e.g. ``"ensemble[translation,wrap]"``, ``"masked_stack:0.3[translation,wrap,permutation]"``,
+  ``"weighted[translation:0.6,wrap:0.3,permutation:0.1]"``.
 
 Each applied function draws its own alpha ~ U(0, 1) unless a fixed alpha is given. A batch
 applies the per-sample rule to every sample under ``vmap``; the per-sample choice of a
@@ -42,7 +49,7 @@ from jtcaug.aug._common import uniform_int
 from jtcaug.aug.registry import NAMES, SAMPLE_FUNCTIONS, SampleFn
 from jtcaug.aug.stats import AugContext, Stats
 
-COMBINATIONS = ("ensemble", "random_stack", "masked_stack", "trivial", "rand")
+COMBINATIONS = ("ensemble", "random_stack", "masked_stack", "trivial", "rand", "weighted")
 # [paper] the G4 pool: the three best single augmentations on MIRAGE-19.
 DEFAULT_POOL = ("translation", "wrap", "permutation")
 # [chosen] masked_stack's skip probability when "masked_stack" is given without ":P".
@@ -51,7 +58,7 @@ DEFAULT_SKIP_P = 0.5
 DEFAULT_RAND_N = 2
 
 _COMBINATION_RE = re.compile(
-    r"^(?P<kind>ensemble|random_stack|masked_stack|trivial|rand)"
+    r"^(?P<kind>ensemble|random_stack|masked_stack|trivial|rand|weighted)"
     r"(?::(?P<arg>[^\[\]]+))?(?:\[(?P<pool>[^\]]*)\])?$"
 )
 
@@ -60,7 +67,8 @@ class How(NamedTuple):
     """A parsed ``how`` string.
 
     ``kind`` is "none", "single", "cutmix" or a combination name; ``names`` the function or
-    pool; ``skip_p`` masked_stack's skip probability; ``count`` rand's N.
+    pool; ``skip_p`` masked_stack's skip probability; ``count`` rand's N. A weighted
+    combination's weights come from :func:`member_weights`.
     """
 
     kind: str
@@ -79,15 +87,36 @@ def parse_how(how: str) -> How:
       >>> parse_how("masked_stack:0.3[wrap,translation]")
       How(kind='masked_stack', names=('wrap', 'translation'), skip_p=0.3, count=1)
     """
+    return _parse(how)[0]
+
+
+def member_weights(how: str) -> tuple[float, ...]:
+    """The member probabilities (summing to 1) of a ``weighted`` how, in pool order.
+
+    Raises:
+      ValueError: ``how`` is not a valid weighted combination.
+
+    Example:
+      >>> member_weights("weighted[wrap:3,translation]")
+      (0.75, 0.25)
+    """
+    spec, weights = _parse(how)
+    if spec.kind != "weighted":
+        raise ValueError(f"{how!r} is not a weighted combination")
+    return weights
+
+
+def _parse(how: str) -> tuple[How, tuple[float, ...] | None]:
+    """``(How, weights)``; weights only for a weighted combination."""
     if not isinstance(how, str):
         raise ValueError(f"augmentation must be a string, got {type(how).__name__}")
     how = how.strip()
     if how == "none":
-        return How("none", ())
+        return How("none", ()), None
     if how == "cutmix":
-        return How("cutmix", ("cutmix",))
+        return How("cutmix", ("cutmix",)), None
     if how in SAMPLE_FUNCTIONS:
-        return How("single", (how,))
+        return How("single", (how,)), None
     match = _COMBINATION_RE.match(how)
     if match is None:
         extra = sorted(set(SAMPLE_FUNCTIONS) - set(NAMES))
@@ -106,16 +135,82 @@ def parse_how(how: str) -> How:
         raise ValueError(f"{how!r}: only masked_stack:P and rand:N take an argument after ':'")
     if pool_text is None:
         pool = tuple(SAMPLE_FUNCTIONS) if kind in ("trivial", "rand") else DEFAULT_POOL
-        return How(kind, pool, skip_p, count)
+        weights = _normalized(how, [1.0] * len(pool)) if kind == "weighted" else None
+        return How(kind, pool, skip_p, count), weights
     pool = tuple(n.strip() for n in pool_text.split(",") if n.strip())
     if not pool:
         raise ValueError(f"{how!r}: empty pool")
+    weights = None
+    if kind == "weighted":
+        pool, weights = _parse_weighted_pool(how, pool)
+    elif any(":" in name for name in pool):
+        raise ValueError(f"{how!r}: only a weighted pool takes name:weight members")
     for name in pool:
         if name == "cutmix":
             raise ValueError(f"{how!r}: cutmix pairs whole batches and cannot join a pool")
         if name not in SAMPLE_FUNCTIONS:
             raise ValueError(f"{how!r}: unknown augmentation {name!r} in the pool")
-    return How(kind, pool, skip_p, count)
+    return How(kind, pool, skip_p, count), weights
+
+
+def _parse_weighted_pool(how: str, members: tuple[str, ...]):
+    """``("wrap:3", "translation")`` -> ``(("wrap", "translation"), (0.75, 0.25))``."""
+    names, raw = [], []
+    for member in members:
+        name, colon, text = member.partition(":")
+        name = name.strip()
+        if colon and not text.strip():
+            raise ValueError(f"{how!r}: {name!r} has a ':' but no weight")
+        try:
+            weight = float(text) if colon else 1.0
+        except ValueError:
+            raise ValueError(f"{how!r}: weight {text.strip()!r} of {name!r} is not a "
+                             "number") from None
+        if not np.isfinite(weight) or weight < 0:
+            raise ValueError(f"{how!r}: weight of {name!r} must be a finite number >= 0, "
+                             f"got {text.strip()}")
+        if name in names:
+            raise ValueError(f"{how!r}: {name!r} appears twice in a weighted pool")
+        names.append(name)
+        raw.append(weight)
+    return tuple(names), _normalized(how, raw)
+
+
+def _normalized(how: str, raw) -> tuple[float, ...]:
+    total = float(sum(raw))
+    if not total > 0:
+        raise ValueError(f"{how!r}: the weights sum to 0; at least one must be > 0")
+    return tuple(float(w) / total for w in raw)
+
+
+def weighted_how(names, weights) -> str:
+    """The ``weighted[...]`` string of a pool and its weights (normalized; 6 significant
+    digits, so the string round-trips through :func:`parse_how` to 1e-6)."""
+    raw = [float(w) for w in weights]
+    if len(raw) != len(names):
+        raise ValueError(f"{len(names)} names but {len(raw)} weights")
+    if not all(np.isfinite(w) and w >= 0 for w in raw):
+        raise ValueError(f"weights must be finite numbers >= 0, got {raw}")
+    probs = _normalized("weighted", raw)
+    return "weighted[" + ",".join(f"{n}:{p:.6g}" for n, p in zip(names, probs, strict=True)) + "]"
+
+
+def check_weights(weights, n_pool: int) -> np.ndarray:
+    """Concrete per-pool weights as a float32 ``(..., n_pool)`` array of probabilities
+    (each row normalized to sum 1).
+
+    Raises:
+      ValueError: wrong last axis, a negative or non-finite weight, or a row summing to 0.
+    """
+    w = np.asarray(weights, np.float64)
+    if w.ndim < 1 or w.shape[-1] != n_pool:
+        raise ValueError(f"weights must have shape (..., {n_pool}), got {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("weights must be finite numbers >= 0")
+    total = w.sum(axis=-1, keepdims=True)
+    if not (total > 0).all():
+        raise ValueError("weights sum to 0; at least one per row must be > 0")
+    return (w / total).astype(np.float32)
 
 
 def _parse_skip_p(how: str, text: str) -> float:
@@ -164,7 +259,7 @@ def _members(names: tuple[str, ...], alpha) -> list[Callable]:
 
 
 def apply_sample(
-    key: jax.Array, x: jnp.ndarray, ctx: AugContext, how: str, alpha=None
+    key: jax.Array, x: jnp.ndarray, ctx: AugContext, how: str, alpha=None, weights=None
 ) -> jnp.ndarray:
     """Applies ``how`` (one per-sample name or a combination) to one sample.
 
@@ -174,6 +269,8 @@ def apply_sample(
       ctx: the sample's class statistics (``stats.context(y)``).
       how: a ``how`` string other than "cutmix" (module docstring).
       alpha: None draws alpha ~ U(0, 1) for each applied function; a float fixes it.
+      weights: weighted only: ``(n_pool,)`` member probabilities (may be traced) in place
+        of the pool's own.
 
     Returns:
       ``(T, 3)``.
@@ -182,6 +279,8 @@ def apply_sample(
       >>> apply_sample(jax.random.key(0), x, ctx, "ensemble")  # doctest: +SKIP
     """
     spec = parse_how(how)
+    if weights is not None and spec.kind != "weighted":
+        raise ValueError(f"weights apply to a weighted combination, not {how!r}")
     if spec.kind == "none":
         return x
     if spec.kind == "cutmix":
@@ -193,6 +292,11 @@ def apply_sample(
     k_choice, k_steps = jax.random.split(key)
     if spec.kind in ("ensemble", "trivial"):
         member = uniform_int(k_choice, 0, n - 1)
+        return jax.lax.switch(member, members, k_steps, x, ctx)
+    if spec.kind == "weighted":
+        probs = jnp.asarray(member_weights(how) if weights is None else weights, jnp.float32)
+        # log(0) = -inf: a member of weight 0 is never drawn.
+        member = jax.random.categorical(k_choice, jnp.log(probs))
         return jax.lax.switch(member, members, k_steps, x, ctx)
     if spec.kind == "random_stack":
         order = jax.random.permutation(k_choice, n)
@@ -218,6 +322,7 @@ def augment_batch(
     stats: Stats,
     how: str,
     alpha: float | None = None,
+    weights: jnp.ndarray | None = None,
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Augments every sample of a batch. Jittable with ``how`` (and a float ``alpha``) static.
 
@@ -232,6 +337,10 @@ def augment_batch(
       how: ``"none"``, an augmentation name or a combination (module docstring).
       alpha: None draws alpha ~ U(0, 1) per sample (and per applied function); a float in
         [0, 1] fixes it.
+      weights: only with a ``weighted`` how: ``(n_pool,)`` member probabilities, summing to
+        1, that replace the pool's own; may be traced (one program for many weightings).
+        Concrete weights are checked (``check_weights``); traced ones are the caller's to
+        check.
 
     Returns:
       ``(xb', yb')`` with the shapes and dtypes of the inputs (cutmix: the receiving
@@ -242,6 +351,18 @@ def augment_batch(
     """
     spec = parse_how(how)
     _check_inputs(xb, yb, stats, alpha)
+    if weights is not None:
+        if spec.kind != "weighted":
+            raise ValueError(f"weights apply to a weighted combination, not {how!r}")
+        if isinstance(weights, jax.core.Tracer):
+            if weights.shape != (len(spec.names),):
+                raise ValueError(f"weights must have shape ({len(spec.names)},), got "
+                                 f"{weights.shape}")
+        else:
+            weights = check_weights(weights, len(spec.names))
+            if weights.ndim != 1:
+                raise ValueError(f"weights must have shape ({len(spec.names)},), got "
+                                 f"{weights.shape}")
     if spec.kind == "none":
         return xb, yb
     if spec.kind == "cutmix":
@@ -258,7 +379,7 @@ def augment_batch(
         )
         fn = SAMPLE_FUNCTIONS[spec.names[0]]
         return jax.vmap(fn)(jax.random.split(k_samples, batch), xb, alphas, ctx), yb
-    apply = functools.partial(apply_sample, how=how, alpha=alpha)
+    apply = functools.partial(apply_sample, how=how, alpha=alpha, weights=weights)
     return jax.vmap(apply)(jax.random.split(key, batch), xb, ctx), yb
 
 

@@ -66,7 +66,9 @@ SAMPLE_FUNCTIONS: dict[str, SampleFn] = {
     if name != "cutmix"
 }
 # Words of the ``how`` grammar that no augmentation may take as its name.
-RESERVED = frozenset({"none", "ensemble", "random_stack", "masked_stack", "trivial", "rand"})
+RESERVED = frozenset(
+    {"none", "ensemble", "random_stack", "masked_stack", "trivial", "rand", "weighted"}
+)
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

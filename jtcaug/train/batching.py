@@ -122,6 +122,7 @@ def build_batch(
     policy: Policy,
     aug: str,
     alpha: float | None,
+    weights: jnp.ndarray | None = None,
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Applies a batching policy to the drawn rows.
 
@@ -129,6 +130,7 @@ def build_batch(
       key: the step's key.
       xb: ``(b, T, 3)`` drawn rows, ``b = policy.originals_per_step(B)``.
       yb: ``(b,)`` int32 labels.
+      weights: a ``weighted`` aug's ``(n_pool,)`` probabilities in place of its own, or None.
 
     Returns:
       ``(x (b', T, 3), y (b',))``: ``b' = b * (1 + N)`` for inject:N, else ``b``.
@@ -137,14 +139,14 @@ def build_batch(
         return xb, yb
     if policy.kind == "replace":
         mask_key, aug_key = jax.random.split(key)
-        x_aug, y_aug = augment_batch(aug_key, xb, yb, stats, aug, alpha)
+        x_aug, y_aug = augment_batch(aug_key, xb, yb, stats, aug, alpha, weights)
         replace = jax.random.bernoulli(mask_key, policy.value, yb.shape)
         return jnp.where(replace[:, None, None], x_aug, xb), jnp.where(replace, y_aug, yb)
     if policy.kind == "inject":
         copies = int(policy.value)
         x_rep = jnp.tile(xb, (copies, 1, 1))
         y_rep = jnp.tile(yb, copies)
-        x_aug, y_aug = augment_batch(key, x_rep, y_rep, stats, aug, alpha)
+        x_aug, y_aug = augment_batch(key, x_rep, y_rep, stats, aug, alpha, weights)
         return jnp.concatenate([xb, x_aug]), jnp.concatenate([yb, y_aug])
     raise ValueError(f"unknown policy kind {policy.kind!r}")
 
@@ -157,6 +159,7 @@ def preaugment(
     copies: int,
     aug: str,
     alpha: float | None,
+    weights: jnp.ndarray | None = None,
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """The training set followed by ``copies`` augmented copies of it, made once.
 
@@ -167,7 +170,9 @@ def preaugment(
       ``(x' ((1 + copies) * N, T, 3), y' ((1 + copies) * N,))``, originals first.
     """
     keys = jax.random.split(key, copies)
-    x_aug, y_aug = jax.lax.map(lambda k: augment_batch(k, x, y, stats, aug, alpha), keys)
+    x_aug, y_aug = jax.lax.map(
+        lambda k: augment_batch(k, x, y, stats, aug, alpha, weights), keys
+    )
     return (
         jnp.concatenate([x, x_aug.reshape(-1, *x.shape[1:])]),
         jnp.concatenate([y, y_aug.reshape(-1)]),

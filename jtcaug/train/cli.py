@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--aug",
         default="none",
         help="augmentation: none, a name (e.g. translation) or a combination "
-        "(ensemble, random_stack, masked_stack:P, trivial, rand:N, optionally with a [pool])",
+        "(ensemble, random_stack, masked_stack:P, trivial, rand:N, optionally with a [pool]; "
+        "weighted[name:w,...])",
     )
     parser.add_argument(
         "--policy", default="none", help="none | replace:P | inject:N | preaugment:M"

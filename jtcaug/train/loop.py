@@ -50,6 +50,10 @@ class FoldArrays:
         carry padding rows at their end (folds of different sizes stacked into one program,
         ``parallel.stack_folds``); None: every row is real. Padding rows are never drawn
         for training and never counted in accuracies.
+      aug_weights: ``(n_pool,)`` float32 member probabilities of the run's ``weighted``
+        augmentation, replacing the pool's own (``augment_batch(weights=...)``), or None.
+        Carried with the data so that runs differing only in their weights share one
+        compiled program, each vmapped run with its own row.
     """
 
     x_train: jnp.ndarray
@@ -62,6 +66,7 @@ class FoldArrays:
     n_train: jnp.ndarray | None = None
     n_val: jnp.ndarray | None = None
     n_test: jnp.ndarray | None = None
+    aug_weights: jnp.ndarray | None = None
 
     @property
     def n_classes(self) -> int:
@@ -293,6 +298,7 @@ def training_pool(
         int(policy.value),
         config.aug,
         config.alpha,
+        data.aug_weights,
     )
 
 
@@ -355,6 +361,7 @@ def run_epoch(
             lay.policy,
             config.aug,
             config.alpha,
+            data.aug_weights,
         )
         if axis_name is not None:
             xb, yb = _device_share(xb, yb, axis_name)

@@ -123,6 +123,11 @@ def stack_folds(
             fields[name] = np.stack([_pad_rows(np.asarray(getattr(f, name)), size) for f in folds])
         fields[f"n_{split}"] = np.asarray(sizes, np.int32)
     stats = jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *[f.stats for f in folds])
+    weighted = [f.aug_weights is not None for f in folds]
+    if any(weighted) and not all(weighted):
+        raise ValueError("stack_folds needs aug_weights on every fold or on none")
+    if all(weighted):
+        fields["aug_weights"] = np.stack([np.asarray(f.aug_weights, np.float32) for f in folds])
     return loop.FoldArrays(**fields, stats=stats)
 
 

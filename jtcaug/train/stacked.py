@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jtcaug.aug import check_weights, parse_how
 from jtcaug.train import loop, parallel
 from jtcaug.train.config import TrainConfig
 from jtcaug.train.runner import RunResult, TrainingDiverged, _result, fold_arrays
@@ -33,6 +34,7 @@ def run_stacked(
     devices: Sequence[jax.Device] | None = None,
     return_state: bool = False,
     return_latents: bool = False,
+    aug_weights=None,
 ) -> list[RunResult | TrainingDiverged]:
     """Trains run i on ``folds[i]`` with ``keys[i]``, all runs in one program.
 
@@ -44,6 +46,9 @@ def run_stacked(
         backend); K is padded up to a multiple of their number with repeats of the last
         run, whose outputs are dropped.
       return_state, return_latents: as for ``runner.run``.
+      aug_weights: with a ``weighted`` ``config.aug``: ``(K, n_pool)`` weights, run i
+        drawing its members with row i (normalized) instead of the pool's own; the runs
+        still share one program, since the weights are data, not part of the config.
 
     Returns:
       K entries in order: a ``RunResult`` (``wall_time_s`` is the program's wall time split
@@ -59,6 +64,9 @@ def run_stacked(
     started = time.perf_counter()
     raw_keys = [np.asarray(loop.raw_key(jnp.asarray(k))) for k in keys]
     arrays = [jax.device_get(fold_arrays(f)) for f in folds]
+    if aug_weights is not None:
+        arrays = [a.replace(aug_weights=w) for a, w in
+                  zip(arrays, _run_weights(config, aug_weights, len(folds)), strict=True)]
     if config.parsed_policy.kind == "preaugment":
         outputs = [_train(raw_keys[i : i + 1], arrays[i], config, devices[:1], False,
                           return_latents) for i in range(len(folds))]
@@ -86,6 +94,18 @@ def run_stacked(
         )
         results.append(_result(out, fold, config, share, return_state))
     return results
+
+
+def _run_weights(config: TrainConfig, aug_weights, n_runs: int) -> np.ndarray:
+    """``(K, n_pool)`` checked, normalized float32 weights of a weighted config's runs."""
+    how = parse_how(config.aug)
+    if how.kind != "weighted":
+        raise ValueError(f"aug_weights need a weighted augmentation, got aug={config.aug!r}")
+    weights = check_weights(aug_weights, len(how.names))
+    if weights.shape != (n_runs, len(how.names)):
+        raise ValueError(f"aug_weights must have shape ({n_runs}, {len(how.names)}), got "
+                         f"{weights.shape}")
+    return weights
 
 
 def _train(keys, data, config, devices, data_per_run: bool, return_latents: bool):
