@@ -179,7 +179,7 @@ def test_dry_run_prints_the_plan_and_an_estimate_and_writes_nothing(tmp_path, ca
             "--runs-per-unit", "2", "--dry-run", "--out", str(out)]
     assert cli.main(g1.CAMPAIGN, argv) == 0
     printed = capsys.readouterr().out
-    assert "grid: 3 configurations, 9 runs" in printed
+    assert "grid: 3 configurations, 9 runs, model resnet1d" in printed
     assert "units: 6 of up to K = 2 runs" in printed
     assert "executor: local" in printed and "cpu device(s)" in printed
     assert "ms per step" in printed and "estimated wall time:" in printed
