@@ -7,7 +7,7 @@ backbone without BatchNorm has an empty ``batch_stats`` dict, so train states, l
 and checkpoints have one structure whatever the model.
 
   resnet1d: the paper's ResNet-1d (``jtcaug.model``), 115,028 parameters for 20 classes.
-  transformer: a small Transformer encoder (``jtcaug.transformer``), 79,508.
+  transformer: a small Transformer encoder (``jtcaug.transformer``), 46,036.
 """
 
 from __future__ import annotations

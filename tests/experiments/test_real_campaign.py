@@ -88,7 +88,7 @@ def test_tiny_g3_campaign_with_the_transformer(tmp_path):
     assert cli.main(g3.CAMPAIGN, argv) == 0
     results = pd.read_parquet(tmp_path / "results.parquet")
     assert len(results) == 2
-    assert (results["n_params"] == 79_508).all()  # the preset has MIRAGE-19's 20 classes
+    assert (results["n_params"] == 46_036).all()  # the preset has MIRAGE-19's 20 classes
     assert results["geo_same_label_all"].between(0, 10).all()
     assert (results["geo_distance_ratio"] > 0).all()
     assert ResultStore(tmp_path).load_arrays("translation__fold000")["tsne"].shape == (120, 2)
