@@ -1,12 +1,15 @@
-"""Training speed: the jitted step at B=1024 (no augmentation vs inject:1), a full epoch on a
-MIRAGE-19-sized synthetic fold, and eager PyTorch on the same batch when torch is importable.
+"""Training speed: the jitted step at B=1024 (no augmentation vs inject:1), the Transformer
+backbone's step next to the ResNet's, a full epoch on a MIRAGE-19-sized synthetic fold, and
+eager PyTorch on the same batch when torch is importable.
 
     python benchmarks/bench_train.py [--steps 20] [--repeats 5] [--scale 1.0] [--no-epoch]
+                                     [--models-only]
 
 Prints samples/s and ratios measured in this run (compare figures from one run only: the
-machine's load changes between runs). Goals (issue 4, 2-core CPU): inject:1 costs at most
-15% more per sample than no augmentation at equal total batch; the JAX step is at least 2x
-the eager PyTorch step.
+machine's load changes between runs). Goals (2-core CPU): inject:1 costs at most 15% more
+per sample than no augmentation at equal total batch, and the JAX step is at least 2x the
+eager PyTorch step (issue 4); the Transformer trains at least half as many samples/s as the
+ResNet (issue 20). ``--models-only`` times just the two backbones' plain steps.
 
 The JAX steps are timed as training runs them: ``--steps`` steps per call, under one
 ``lax.scan`` (``loop.run_epoch`` scans an epoch's steps the same way). For reference the
@@ -36,6 +39,7 @@ BATCH = 1024
 INJECT_AUGS = ("translation", "wrap", "permutation")
 SINGLE = "none, 1 call per step"
 TORCH = "eager PyTorch"
+TRANSFORMER = "transformer, none"
 
 
 def main() -> None:
@@ -44,6 +48,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats (median kept)")
     parser.add_argument("--scale", type=float, default=1.0, help="synthetic fold scale")
     parser.add_argument("--no-epoch", action="store_true", help="skip the full-epoch timing")
+    parser.add_argument("--models-only", action="store_true",
+                        help="time only the ResNet's and the Transformer's plain steps")
     args = parser.parse_args()
 
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, load {_load()}")
@@ -59,19 +65,32 @@ def main() -> None:
         f"lax.scan (median of {args.repeats})"
     )
     variants = {"none": _stepper(fold, xb, yb, "none", Policy("none"), args.steps)}
-    for aug in INJECT_AUGS:
-        variants[f"inject:1 {aug}"] = _stepper(fold, xb, yb, aug, Policy("inject", 1), args.steps)
-    variants[SINGLE] = _stepper(fold, xb, yb, "none", Policy("none"), args.steps, scan=False)
-    torch_run = _torch_runner(np.asarray(xb), np.asarray(yb), fold.n_classes, args.steps)
-    if torch_run is not None:
-        # In the same interleaved repeats as JAX, so that load drift hits both alike.
-        variants[TORCH] = torch_run
+    # The Transformer in the same interleaved repeats, so that load drift hits both alike.
+    variants[TRANSFORMER] = _stepper(fold, xb, yb, "none", Policy("none"), args.steps,
+                                     model="transformer")
+    if not args.models_only:
+        for aug in INJECT_AUGS:
+            variants[f"inject:1 {aug}"] = _stepper(fold, xb, yb, aug, Policy("inject", 1),
+                                                   args.steps)
+        variants[SINGLE] = _stepper(fold, xb, yb, "none", Policy("none"), args.steps,
+                                    scan=False)
+        torch_run = _torch_runner(np.asarray(xb), np.asarray(yb), fold.n_classes, args.steps)
+        if torch_run is not None:
+            # In the same interleaved repeats as JAX, so that load drift hits both alike.
+            variants[TORCH] = torch_run
     speeds = _interleaved_speeds(variants, args)
     torch_sps = speeds.pop(TORCH, None)
+    transformer_sps = speeds.pop(TRANSFORMER)
     none_sps = speeds["none"]
     for name, sps in speeds.items():
         extra = "" if name == "none" else f"  {none_sps / sps - 1:+.1%} per sample vs none"
         print(f"{name:<24}{sps:>12,.0f} samples/s{extra}")
+    print(
+        f"{TRANSFORMER:<24}{transformer_sps:>12,.0f} samples/s  transformer/resnet1d "
+        f"{transformer_sps / none_sps:.2f}x per sample (goal >= 0.5x)"
+    )
+    if args.models_only:
+        return
     if torch_sps is None:
         print(f"{TORCH:<24}torch not importable, skipped")
     else:
@@ -99,10 +118,12 @@ def _fold(scale: float):
     return data.make_fold(data.load("synthetic", scale=scale), 0)
 
 
-def _stepper(fold, xb, yb, aug: str, policy: Policy, n_steps: int, scan: bool = True):
-    """A compiled, warmed-up ``run() -> rows trained`` of ``n_steps`` train steps: one jitted
-    call scanning them (``scan``, as an epoch does), or one jitted call per step."""
-    config = TrainConfig(aug=aug, policy=str(policy), batch_size=BATCH)
+def _stepper(fold, xb, yb, aug: str, policy: Policy, n_steps: int, scan: bool = True,
+             model: str = "resnet1d"):
+    """A compiled, warmed-up ``run() -> rows trained`` of ``n_steps`` train steps of
+    ``model``: one jitted call scanning them (``scan``, as an epoch does), or one jitted call
+    per step."""
+    config = TrainConfig(aug=aug, policy=str(policy), batch_size=BATCH, model=model)
     n_orig = policy.originals_per_step(BATCH)
     stats = fold.stats
     step = functools.partial(

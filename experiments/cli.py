@@ -149,6 +149,7 @@ def _shard(text: str) -> tuple[int, int]:
 def build_parser(campaign: Campaign) -> tuple[argparse.ArgumentParser, list[str]]:
     """The campaign's parser and the names of the dataset options (recorded in the manifest)."""
     import jtcaug.data
+    from jtcaug.backbones import MODELS
 
     parser = argparse.ArgumentParser(
         prog=f"python -m experiments.{campaign.name}",
@@ -183,6 +184,11 @@ def build_parser(campaign: Campaign) -> tuple[argparse.ArgumentParser, list[str]
                        help="cap on epochs per run (default: the trainer's, 500)")
     group.add_argument("--batch-size", type=positive_int, default=None,
                        help="rows per training step (default: the trainer's, 1024 as the paper)")
+    group.add_argument(
+        "--model", default=None, metavar="|".join(MODELS),
+        help="backbone every run trains (default: the trainer's, resnet1d, the paper's "
+        "ResNet-1d); transformer: a small Transformer encoder (docs/models.md)",
+    )
     group.add_argument(
         "--pairing", choices=PAIRINGS, default=DEFAULT_PAIRING,
         help="split: runs of a fold share only its split, as the paper describes; seeds: they "
@@ -321,8 +327,13 @@ def make_manifest(
     options: dict | None = None,
     batch_size: int | None = None,
     pairing: str = DEFAULT_PAIRING,
+    model: str | None = None,
 ) -> dict:
-    """The campaign configuration that result files depend on (JSON-ready)."""
+    """The campaign configuration that result files depend on (JSON-ready).
+
+    ``model`` is None for the default backbone, so campaigns begun before ``--model``
+    existed keep an equal manifest.
+    """
     return jsonable(
         {
             "campaign": campaign,
@@ -333,6 +344,7 @@ def make_manifest(
             "max_epochs": max_epochs,
             "batch_size": batch_size,
             "pairing": pairing,
+            "model": model,
             "precision": "float32",
             "options": options or {},
             "grid": [c.to_dict() for c in grid],
@@ -344,14 +356,15 @@ def plan(campaign: Campaign, args: argparse.Namespace, dataset: dict, preset: st
     """Resolves a campaign's grid, manifest and runs from parsed options.
 
     Args:
-      args: the options (``folds``, ``seed``, ``max_epochs``, ``batch_size``, ``pairing``
-        and the campaign's own).
+      args: the options (``folds``, ``seed``, ``max_epochs``, ``batch_size``, ``pairing``,
+        ``model`` and the campaign's own).
       dataset: the dataset options, recorded in the manifest (``args.dataset_options``).
       preset: ``"quick"`` or ``"full"``.
     """
     # Campaign hooks may need the dataset options (G4 checks a G1 directory against them).
     args.dataset_options = dataset
     pairing = getattr(args, "pairing", DEFAULT_PAIRING)
+    model = campaign_model(getattr(args, "model", None))
     grid = campaign.build_grid(args)
     manifest = make_manifest(
         campaign=campaign.name,
@@ -364,10 +377,12 @@ def plan(campaign: Campaign, args: argparse.Namespace, dataset: dict, preset: st
         options=campaign.options(args) if campaign.options else None,
         batch_size=args.batch_size,
         pairing=pairing,
+        model=model,
     )
     if getattr(args, "aug_module", None):
         manifest["aug_modules"] = list(args.aug_module)
-    runs = expand_runs(grid, args.folds, args.seed, args.max_epochs, args.batch_size, pairing)
+    runs = expand_runs(grid, args.folds, args.seed, args.max_epochs, args.batch_size, pairing,
+                       model)
     inputs = campaign.report_inputs(args) if campaign.report_inputs else {}
     return Plan(grid, manifest, runs, inputs)
 
@@ -390,7 +405,24 @@ def extend_plan(campaign: Campaign, args: argparse.Namespace, plan_: Plan,
             raise CampaignError(f"a later stage repeats config names: {', '.join(sorted(taken))}")
         grid += new
         runs += expand_runs(new, args.folds, args.seed, args.max_epochs, args.batch_size,
-                            getattr(args, "pairing", DEFAULT_PAIRING))
+                            getattr(args, "pairing", DEFAULT_PAIRING),
+                            campaign_model(getattr(args, "model", None)))
+
+
+def campaign_model(name: str | None) -> str | None:
+    """``--model``: None for the default backbone (named or not), else the checked name.
+
+    Raises:
+      CampaignError: ``unknown model 'x'; choose from resnet1d, transformer``.
+    """
+    from jtcaug.backbones import DEFAULT_MODEL, check_model
+
+    if name is None:
+        return None
+    try:
+        return None if check_model(name) == DEFAULT_MODEL else name
+    except ValueError as err:
+        raise CampaignError(str(err)) from None
 
 
 def shard_of(args: argparse.Namespace) -> tuple[int, int]:

@@ -39,7 +39,7 @@ class ConfigSpec:
       name: unique, file-safe id (``[A-Za-z0-9_.+-]``), used in result file names and tables.
       group: the study it belongs to (e.g. ``baseline``, ``single``, ``magnitude``).
       train: keyword arguments of ``jtcaug.train.TrainConfig`` for this configuration (aug,
-        policy, alpha, class_weighted); the campaign adds seed, max_epochs and batch_size.
+        policy, alpha, class_weighted); the campaign adds seed, max_epochs, batch_size and model.
       max_folds: run it only on the first ``max_folds`` folds (None: every campaign fold).
       unit_group: configurations sharing a unit group may be trained in one unit, runs of
         several of them together (their campaign's unit function must take such units, as
@@ -86,6 +86,8 @@ class RunSpec:
     max_epochs: int | None
     batch_size: int | None = None
     pairing: str = DEFAULT_PAIRING
+    # The backbone (jtcaug.backbones.MODELS); None trains the trainer's default, the ResNet-1d.
+    model: str | None = None
 
     @property
     def run_id(self) -> str:
@@ -102,6 +104,8 @@ class RunSpec:
             kwargs["max_epochs"] = self.max_epochs
         if self.batch_size is not None:
             kwargs["batch_size"] = self.batch_size
+        if self.model is not None:
+            kwargs["model"] = self.model
         return kwargs
 
 
@@ -126,6 +130,7 @@ def expand_runs(
     max_epochs: int | None,
     batch_size: int | None = None,
     pairing: str = DEFAULT_PAIRING,
+    model: str | None = None,
 ) -> list[RunSpec]:
     """All runs of a grid, fold-major: a killed campaign leaves whole folds behind."""
     names = [c.name for c in grid]
@@ -136,7 +141,7 @@ def expand_runs(
         raise CampaignError(f"unknown pairing {pairing!r}; known: {', '.join(PAIRINGS)}")
     return [
         RunSpec(config=c, fold=fold, seed=seed, max_epochs=max_epochs, batch_size=batch_size,
-                pairing=pairing)
+                pairing=pairing, model=model)
         for fold in range(n_folds)
         for c in grid
         if c.max_folds is None or fold < c.max_folds

@@ -42,7 +42,8 @@ def dry_run_lines(campaign, args: argparse.Namespace, the_plan, runs_per_unit: i
         done = sum(store.is_finished(r) for r in runs)
         lines.append(f"already finished there: {done} of {len(runs)} runs")
     lines.append(f"grid: {len(per_config)} configurations, {len(runs)} runs"
-                 + (f" (shard {shard[0]}/{shard[1]})" if shard != (0, 1) else ""))
+                 + (f" (shard {shard[0]}/{shard[1]})" if shard != (0, 1) else "")
+                 + f", model {the_plan.manifest.get('model') or 'resnet1d'}")
     for config in the_plan.grid:
         if per_config.get(config.name):
             train = config.train

@@ -387,7 +387,8 @@ def header_lines(manifest: dict, results: pd.DataFrame, n_runs: int) -> list[str
         f"- pairing: {manifest.get('pairing', 'seeds')} (runs of a fold share "
         + ("the split only" if manifest.get("pairing") == "split" else
            "the split and the run seeds")
-        + f"), precision: {manifest.get('precision', 'float32')}",
+        + f"), model: {manifest.get('model') or 'resnet1d'}"
+        + f", precision: {manifest.get('precision', 'float32')}",
         f"- runs finished: {done} of {n_runs}"
         + ("" if done == n_runs else " (**partial campaign**: rerun the command to finish)"),
         f"- generated: {datetime.datetime.now().isoformat(timespec='seconds')}",

@@ -2,7 +2,8 @@
 
 Reimplements Wang et al., "Data Augmentation for Traffic Classification" (PAM 2024).
 Subpackages: ``jtcaug.aug`` (augmentations), ``jtcaug.data`` (datasets, folds),
-``jtcaug.model`` / ``jtcaug.train`` (ResNet-1d training), ``jtcaug.evaluation`` (statistics).
+``jtcaug.model`` (ResNet-1d), ``jtcaug.transformer``, ``jtcaug.backbones`` (models by name),
+``jtcaug.train`` (training), ``jtcaug.evaluation`` (statistics).
 """
 
 __version__ = "0.1.0"

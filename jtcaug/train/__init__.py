@@ -1,4 +1,5 @@
-"""Training the paper's ResNet-1d: config, pure on-device core, multi-device, checkpoints.
+"""Training a backbone (the paper's ResNet-1d or a Transformer, ``jtcaug.backbones``):
+config, pure on-device core, multi-device, checkpoints.
 
 Public API:
   ``TrainConfig`` / ``parse_policy``: run settings and batching policies.

@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _OneLineParser(
         prog="python -m jtcaug.train",
-        description="Train the paper's ResNet-1d on one fold; writes DIR/metrics.json.",
+        description="Train a model (the paper's ResNet-1d by default) on one fold; writes "
+        "DIR/metrics.json.",
     )
     add_dataset_arguments(parser)
     add_test_dataset_arguments(parser)
@@ -41,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
         "can be named in --aug (repeatable)",
     )
     parser.add_argument("--fold", type=int, required=True, help="fold index")
+    parser.add_argument(
+        "--model", default="resnet1d",
+        help="backbone: resnet1d (the paper's ResNet-1d) or transformer (docs/models.md)",
+    )
     parser.add_argument(
         "--aug",
         default="none",
@@ -113,6 +118,7 @@ def _main(args: argparse.Namespace) -> int:
         for module in args.aug_module:
             aug.import_augmentation_module(module)
         config = TrainConfig(
+            model=args.model,
             aug=args.aug,
             policy=args.policy,
             alpha=args.alpha,

@@ -8,6 +8,7 @@ import re
 from typing import Literal
 
 from jtcaug.aug import validate_how
+from jtcaug.backbones import DEFAULT_MODEL, check_model
 
 PolicyKind = Literal["none", "replace", "inject", "preaugment"]
 
@@ -97,6 +98,8 @@ class TrainConfig:
     Defaults are the paper's setup (section 4, "Model architecture and training").
     """
 
+    # Backbone, one of jtcaug.backbones.MODELS: "resnet1d" (the paper's) or "transformer".
+    model: str = DEFAULT_MODEL
     # Augmentation: "none", one of jtcaug.aug.NAMES, or a combination such as
     # "ensemble", "random_stack", "masked_stack:0.5", "ensemble[translation,wrap]".
     aug: str = "none"
@@ -130,6 +133,7 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Checks every field; returns self. Raises ValueError with a one-line message."""
+        check_model(self.model)
         policy = parse_policy(self.policy)
         if not isinstance(self.aug, str) or not self.aug:
             raise ValueError(f"aug must be a non-empty string, got {self.aug!r}")

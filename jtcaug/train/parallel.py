@@ -7,7 +7,8 @@
   (same keys, so the same augmentations; a data-parallel run is the single-device run up to
   float reduction order), trains on its equal share, and gradients, loss and BatchNorm
   statistics are averaged over the axis (``lax.pmean`` and BatchNorm's ``axis_name``).
-  Validation and test evaluation run replicated.
+  Validation and test evaluation run replicated. A backbone without BatchNorm (the
+  Transformer) averages only gradients and loss.
 
 Varying-manual-axes checking is off (``check_vma=False``): a run's initial BatchNorm
 statistics are constants (invariant) while its trained ones vary per device, which the

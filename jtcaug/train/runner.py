@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jtcaug.backbones import DEFAULT_MODEL
 from jtcaug.evaluation.metrics import classification_metrics
 from jtcaug.model import LATENT_DIM, count_params, n_classes_of
 from jtcaug.train import loop
@@ -170,7 +171,7 @@ def run(
     on_epoch: Callable[[EpochReport], None] | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Trains the ResNet-1d on one fold and evaluates its best-validation state on test.
+    """Trains ``config.model`` on one fold and evaluates its best-validation state on test.
 
     Args:
       fold: a ``jtcaug.data.Fold`` (x/y train/val/test, stats, class_names, n_classes).
@@ -351,6 +352,8 @@ def run_differences(saved: dict, current: dict) -> list[str]:
             continue
         old, new = saved.get(field), current[field]
         if field == "config" and isinstance(old, dict) and isinstance(new, dict):
+            # Runs saved before TrainConfig had a model field trained the ResNet-1d.
+            old = {"model": DEFAULT_MODEL, **old}
             for name in sorted(set(old) | set(new), key=_config_order(new)):
                 if old.get(name, _MISSING) != new.get(name, _MISSING):
                     differences.append(
@@ -457,7 +460,8 @@ def predict(variables: dict, x, batch_size: int = 4096) -> np.ndarray:
     """Eval-mode (running BatchNorm statistics) class predictions.
 
     Args:
-      variables: ``{"params", "batch_stats"}`` (e.g. ``RunResult.state``).
+      variables: ``{"params", "batch_stats"}`` of either backbone (e.g. ``RunResult.state``;
+        its parameter names say which model it is).
       x: ``(N, T, 3)`` float32.
 
     Returns:
@@ -471,7 +475,7 @@ def embed(variables: dict, x, batch_size: int = 4096) -> np.ndarray:
     """Eval-mode 128-d latents (the pooled features before the head).
 
     Args:
-      variables: ``{"params", "batch_stats"}``.
+      variables: ``{"params", "batch_stats"}`` of either backbone.
       x: ``(N, T, 3)`` float32.
 
     Returns:

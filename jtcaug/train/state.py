@@ -1,4 +1,4 @@
-"""Train state, optimizer and the pure train/eval steps of the ResNet-1d."""
+"""Train state, optimizer and the pure train/eval steps of a backbone (``jtcaug.backbones``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jtcaug.model import ResNet1d, init_variables
+from jtcaug import backbones
 from jtcaug.train.config import TrainConfig
 
 
@@ -16,8 +16,8 @@ class TrainState:
     """Everything a training step updates.
 
     Attributes:
-      params: model parameters (convs, BatchNorm scale/bias, head).
-      batch_stats: BatchNorm running mean/var.
+      params: model parameters.
+      batch_stats: BatchNorm running mean/var (empty for a backbone without BatchNorm).
       opt_state: AdamW state.
       step: int32 scalar, optimizer steps taken (drives the schedule and per-step keys).
     """
@@ -64,8 +64,8 @@ def make_optimizer(config: TrainConfig, total_steps) -> optax.GradientTransforma
 def create_train_state(
     key: jax.Array, n_classes: int, t_len: int, config: TrainConfig, total_steps
 ) -> TrainState:
-    """Fresh state: initialized model, zeroed AdamW moments, step 0."""
-    variables = init_variables(key, n_classes, t_len)
+    """Fresh state: initialized ``config.model``, zeroed AdamW moments, step 0."""
+    variables = backbones.init_variables(config.model, key, n_classes, t_len)
     params = variables["params"]
     return TrainState(
         params=params,
@@ -85,7 +85,7 @@ def train_step(
     total_steps,
     axis_name: str | None = None,
 ) -> tuple[TrainState, jnp.ndarray]:
-    """One AdamW step on the mean cross-entropy of a batch.
+    """One AdamW step of ``config.model`` on the mean cross-entropy of a batch.
 
     Args:
       state: current state.
@@ -97,7 +97,7 @@ def train_step(
     Returns:
       ``(new_state, loss)``, loss the batch mean (over all shares).
     """
-    model = ResNet1d(n_classes, bn_axis_name=axis_name)
+    model = backbones.make_model(config.model, n_classes, bn_axis_name=axis_name)
 
     def loss_fn(params):
         (logits, _), updates = model.apply(
@@ -133,14 +133,15 @@ def eval_forward(
     """Eval-mode forward pass in chunks of ``batch_size`` rows.
 
     Args:
-      variables: ``{"params", "batch_stats"}``.
+      variables: ``{"params", "batch_stats"}`` of a backbone (its parameter names say which,
+        ``backbones.model_of``).
       x: ``(N, T, 3)``.
 
     Returns:
       ``(logits (N, C), latent (N, 128))``.
     """
     n = x.shape[0]
-    model = ResNet1d(n_classes)
+    model = backbones.make_model(backbones.model_of(variables), n_classes)
     if n == 0:
         logits, latent = model.apply(variables, x[:1], train=False)
         return logits[:0], latent[:0]

@@ -179,7 +179,7 @@ def test_dry_run_prints_the_plan_and_an_estimate_and_writes_nothing(tmp_path, ca
             "--runs-per-unit", "2", "--dry-run", "--out", str(out)]
     assert cli.main(g1.CAMPAIGN, argv) == 0
     printed = capsys.readouterr().out
-    assert "grid: 3 configurations, 9 runs" in printed
+    assert "grid: 3 configurations, 9 runs, model resnet1d" in printed
     assert "units: 6 of up to K = 2 runs" in printed
     assert "executor: local" in printed and "cpu device(s)" in printed
     assert "ms per step" in printed and "estimated wall time:" in printed
@@ -253,3 +253,38 @@ def test_host_devices_cannot_change_a_running_jax(tmp_path, capsys):
     assert cli.main(FAKE_G1, [*argv, "--host-devices", "3"]) == 2
     err = capsys.readouterr().err
     assert "--host-devices 3: JAX is already running with 2 CPU device(s)" in err
+
+
+def test_model_is_recorded_reported_and_passed_to_every_run(tmp_path):
+    out = tmp_path / "out"
+    argv = [*COMMON, "--folds", "1", "--max-epochs", "2", "--augs", "wrap",
+            "--magnitude-folds", "0", "--out", str(out)]
+    assert cli.main(FAKE_G1, [*argv, "--model", "transformer"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["model"] == "transformer"
+    assert "model: transformer" in (out / "report.md").read_text()
+    runs = sorted((out / "runs").glob("*.json"))
+    assert runs and all(json.loads(p.read_text())["train"]["model"] == "transformer"
+                        for p in runs)
+    assert cli.main(FAKE_G1, argv) == 2  # the default model differs from OUT's
+
+
+def test_the_default_model_named_or_not_is_one_campaign(tmp_path):
+    out = tmp_path / "out"
+    argv = [*COMMON, "--folds", "1", "--max-epochs", "2", "--augs", "wrap",
+            "--magnitude-folds", "0", "--out", str(out)]
+    assert cli.main(FAKE_G1, argv) == 0
+    # None: a manifest written before --model existed is the same campaign
+    assert json.loads((out / "manifest.json").read_text())["model"] is None
+    assert "model: resnet1d" in (out / "report.md").read_text()
+    payload = json.loads((out / "runs" / "wrap__fold000.json").read_text())
+    assert "model" not in payload["train"]
+    assert cli.main(FAKE_G1, [*argv, "--model", "resnet1d"]) == 0
+
+
+def test_an_unknown_model_is_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [*COMMON, "--folds", "1", "--augs", "wrap", "--model", "cnn", "--out", str(out)]
+    assert cli.main(FAKE_G1, argv) == 2
+    err = capsys.readouterr().err
+    assert err == "error: unknown model 'cnn'; choose from resnet1d, transformer\n"
+    assert not out.exists()

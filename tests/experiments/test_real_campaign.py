@@ -78,3 +78,18 @@ def test_tiny_g3_campaign_measures_latent_geometry(tmp_path):
     assert ResultStore(tmp_path).load_arrays("horizontal_flip__fold000") is None
     for fig in ("fig5_neighbours", "fig5_metric_bars", "fig6_tsne", "fig6_kde"):
         assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 0
+
+
+def test_tiny_g3_campaign_with_the_transformer(tmp_path):
+    argv = ["--dataset", "synthetic", "--scale", "0.02", "--folds", "1", "--max-epochs", "1",
+            "--batch-size", "128", "--augs", "translation", "--tsne-augs", "translation",
+            "--tsne-samples", "60", "--anchor-copies", "2", "--model", "transformer",
+            "--no-progress", "--compile-cache", "none", "--out", str(tmp_path)]
+    assert cli.main(g3.CAMPAIGN, argv) == 0
+    results = pd.read_parquet(tmp_path / "results.parquet")
+    assert len(results) == 1
+    assert (results["n_params"] == 46_036).all()  # the preset has MIRAGE-19's 20 classes
+    assert results["geo_same_label_all"].between(0, 10).all()
+    assert (results["geo_distance_ratio"] > 0).all()
+    assert ResultStore(tmp_path).load_arrays("translation__fold000")["tsne"].shape == (120, 2)
+    assert "model: transformer" in (tmp_path / "report.md").read_text()

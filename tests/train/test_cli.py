@@ -93,6 +93,7 @@ def test_refuses_an_interrupted_run_without_resume(tmp_path, capsys):
         (["--alpha", "2"], "alpha"),
         (["--fold", "80"], "out of range"),
         (["--dataset", "no-such-set"], "unknown dataset"),
+        (["--model", "cnn"], "error: unknown model 'cnn'; choose from resnet1d, transformer"),
     ],
 )
 def test_bad_input_gives_one_line_and_status_2(tmp_path, capsys, flags, message):
@@ -406,3 +407,12 @@ def test_aug_module_registers_an_augmentation_for_aug(tmp_path, monkeypatch, fak
     assert fake_run.calls
     assert main([*ARGS, "--aug-module", "no_such_module_abc", "--out", str(tmp_path / "x")]) == 2
     assert "no_such_module_abc" in _one_error_line(capsys)
+
+
+def test_model_chooses_the_backbone_and_is_recorded(tmp_path, fake_run, capsys):
+    out = tmp_path / "run"
+    assert main([*ARGS, "--model", "transformer", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["config"]["model"] == "transformer"
+    # the finished run is the Transformer's: --resume with the default model names it
+    assert main([*ARGS, "--out", str(out), "--resume"]) == 2
+    assert "model: 'transformer' saved, 'resnet1d' given" in _one_error_line(capsys)

@@ -57,6 +57,7 @@ def test_defaults_are_the_paper_setup():
     assert (config.batch_size, config.max_epochs, config.patience) == (1024, 500, 20)
     assert (config.min_delta, config.learning_rate, config.weight_decay) == (0.02, 1e-3, 1e-4)
     assert config.aug == "none" and config.policy == "none" and config.alpha is None
+    assert config.model == "resnet1d"
 
 
 @pytest.mark.parametrize(
@@ -73,6 +74,7 @@ def test_defaults_are_the_paper_setup():
         ({"min_delta": -0.1}, "min_delta"),
         ({"learning_rate": 0.0}, "learning_rate"),
         ({"class_weighted": "yes"}, "class_weighted"),
+        ({"model": "resnet"}, r"^unknown model 'resnet'; choose from resnet1d, transformer$"),
     ],
 )
 def test_validate_rejects_bad_fields(fields, message):
@@ -86,7 +88,8 @@ def test_combination_policies_are_accepted():
 
 
 def test_to_dict_round_trips_through_json():
-    config = TrainConfig(aug="wrap", policy="preaugment:10", alpha=0.5, class_weighted=True)
+    config = TrainConfig(aug="wrap", policy="preaugment:10", alpha=0.5, class_weighted=True,
+                         model="transformer")
     restored = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert restored == config
     assert hash(restored) == hash(config)  # usable as a static jit argument
