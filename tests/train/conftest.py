@@ -78,3 +78,23 @@ def tiny_config() -> TrainConfig:
 def reference(tiny_fold, tiny_config) -> RunResult:
     """One uninterrupted single-device run that other tests compare against."""
     return run(tiny_fold, tiny_config, progress=False, return_state=True, return_latents=True)
+
+
+def assert_runs_equal_each_run_alone(out, singles) -> None:
+    """``out`` (``train_runs``'s output) matches each run of ``singles`` trained alone.
+
+    Vmapped matrix products round differently, and Adam's near-sign steps amplify rounding
+    where a gradient is ~0: after 20 steps weights differ by a few learning rates (1e-3).
+    """
+    import chex
+    import jax
+
+    for i, single in enumerate(singles):
+        epochs = single.epochs_run
+        assert int(out.epochs_run[i]) == epochs
+        np.testing.assert_allclose(
+            out.history.train_loss[i][:epochs], single.history["train_loss"], rtol=2e-3
+        )
+        best_i = jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], out.best)
+        chex.assert_trees_all_close(best_i, jax.device_get(single.state), rtol=1e-2, atol=1e-2)
+        assert np.mean(out.test_pred[i] == single.test_pred) >= 0.98
