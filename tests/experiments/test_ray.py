@@ -7,6 +7,7 @@ cluster on exit and every step is bounded in time.
 """
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -65,8 +66,14 @@ def test_ray_campaign_survives_a_killed_worker_and_matches_local(tmp_path):
 
 
 def _run_and_check(tmp_path, ray_tmp):
+    # Token authentication on, with a token of the test's own that every process of the
+    # cluster and the driver share, and a home of its own: a token that an earlier local
+    # Ray left in ~/.ray/auth_token must not decide how the nodes authenticate.
+    home = ray_tmp / "home"
+    home.mkdir()
     env = dict(os.environ, JAX_PLATFORMS="cpu", RAY_USAGE_STATS_ENABLED="0",
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", HOME=str(home), RAY_AUTH_MODE="token",
+               RAY_AUTH_TOKEN=secrets.token_hex(32))
     env.pop("XLA_FLAGS", None)
     cache = tmp_path / "compile-cache"
     local = tmp_path / "local"
