@@ -107,9 +107,10 @@ def test_data_parallel_step_equals_the_full_batch_step():
     with jax.set_mesh(mesh):
         split = jax.sharding.NamedSharding(mesh, P(DATA))
         multi_state, multi_loss = sharded(
-            # From host copies: jax 0.12 cannot reshard some device-committed leaves here.
-            replicate(jax.device_get(state), mesh), jax.device_put(xb, split),
-            jax.device_put(yb, split)
+            # From host copies: inside the full suite, jax 0.12 cannot reshard arrays
+            # committed to a device onto this mesh.
+            replicate(jax.device_get(state), mesh), jax.device_put(np.asarray(xb), split),
+            jax.device_put(np.asarray(yb), split)
         )
     np.testing.assert_allclose(multi_loss, single_loss, **TOLERANCE)
     assert multi_state.batch_stats == {}
