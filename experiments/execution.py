@@ -116,6 +116,27 @@ def set_host_devices(n: int, explicit: bool = True) -> None:
             ) from None
 
 
+def enable_compile_cache(directory: str) -> str | None:
+    """Points JAX's persistent compilation cache at ``directory`` ("none": no cache), so
+    every configuration compiles its training program once per machine, not once per
+    campaign invocation. Returns the directory as an absolute path, or None."""
+    if directory.lower() == "none":
+        return None
+    import jax
+
+    path = Path(directory).absolute()
+    if path.exists() and not path.is_dir():
+        raise CampaignError(f"--compile-cache {directory} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CampaignError(
+            f"--compile-cache {directory}: cannot create it ({exc.strerror})"
+        ) from None
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    return str(path)
+
+
 @dataclasses.dataclass
 class UnitTask:
     """Trains one unit and writes its runs' result files; picklable for remote workers.
@@ -128,6 +149,8 @@ class UnitTask:
       token: names ``make_unit_fn`` across pickling, for the per-process cache.
       host_devices: JAX CPU devices to split a worker's CPU into before its first
         computation (None: leave JAX's default).
+      compile_cache: the persistent compilation cache directory a worker uses, as the
+        driver does (None: none).
     """
 
     out_dir: str
@@ -135,6 +158,7 @@ class UnitTask:
     cwd: str = dataclasses.field(default_factory=os.getcwd)
     token: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
     host_devices: int | None = None
+    compile_cache: str | None = None
 
     def unit_fn(self) -> UnitFn:
         if self.token not in _UNIT_FNS:
@@ -144,6 +168,12 @@ class UnitTask:
                 # A worker process splits its CPU as the driver did, so a unit sized for
                 # the driver's devices gets one run per device there too.
                 set_host_devices(self.host_devices, explicit=False)
+            if self.compile_cache is not None:
+                # Without it a worker compiles every configuration that the driver's
+                # cache already holds. A node that cannot create the directory trains
+                # without a cache rather than failing its units.
+                with contextlib.suppress(CampaignError):
+                    enable_compile_cache(self.compile_cache)
             _UNIT_FNS[self.token] = self.make_unit_fn()
         return _UNIT_FNS[self.token]
 

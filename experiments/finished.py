@@ -3,9 +3,9 @@
 G4 (``--top3-from``) and G5 (``--top-from``) take the best augmentations of a finished G1;
 G3 (``--gains-from``) sets its latent distance ratios beside G1's gains. All of them need the
 same guarantees before anything is planned: the directory holds a campaign of the expected
-kind, on the same dataset, with every run of its grid finished. The results come from the
-run files themselves (each checked against its checksum), not from a ``results.parquet``
-that a shard or an interrupted process may have left behind.
+kind, on the same dataset and backbone, with every run of its grid finished. The results
+come from the run files themselves (each checked against its checksum), not from a
+``results.parquet`` that a shard or an interrupted process may have left behind.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from pathlib import Path
 import pandas as pd
 
 from experiments import report
+from experiments.campaign import campaign_model
 from experiments.grid import DEFAULT_PAIRING, CampaignError, ConfigSpec, RunSpec, expand_runs
 from experiments.results import result_row
 from experiments.store import MANIFEST, CorruptResult, ResultStore, jsonable
+from jtcaug.backbones import DEFAULT_MODEL
 
 G1_BASELINE = "none"
 _MANIFEST_KEYS = ("campaign", "dataset", "folds", "seed", "grid")
@@ -52,22 +54,25 @@ def _runs_of(manifest: dict) -> list[RunSpec]:
             for c in manifest["grid"]]
     return expand_runs(grid, int(manifest["folds"]), int(manifest["seed"]),
                        manifest.get("max_epochs"), manifest.get("batch_size"),
-                       manifest.get("pairing", DEFAULT_PAIRING))
+                       manifest.get("pairing", DEFAULT_PAIRING), manifest.get("model"))
 
 
-def read_finished(out_dir: Path, option: str, campaign: str, dataset: dict) -> FinishedCampaign:
-    """The finished ``campaign`` in ``out_dir``, run on ``dataset``.
+def read_finished(out_dir: Path, option: str, campaign: str, dataset: dict,
+                  model: str | None = None) -> FinishedCampaign:
+    """The finished ``campaign`` in ``out_dir``, run on ``dataset`` with ``model``.
 
     Args:
       out_dir: the campaign directory given on the command line.
       option: the option that named it (``--gains-from``): every message starts with it.
       campaign: the campaign it must hold (``"g1"``).
       dataset: this campaign's dataset options; the finished one must have the same.
+      model: this campaign's ``--model`` (None: the default backbone); the finished one
+        must have trained the same.
 
     Raises:
       CampaignError: one line saying which check failed - the directory is missing or not a
-        campaign, holds another campaign, ran on another dataset (both named) or has runs
-        left (how many, per configuration).
+        campaign, holds another campaign, ran on another dataset or backbone (both named)
+        or has runs left (how many, per configuration).
     """
     out_dir, kind = Path(out_dir), campaign.upper()
     where = f"{option} {out_dir}"
@@ -96,6 +101,10 @@ def read_finished(out_dir: Path, option: str, campaign: str, dataset: dict) -> F
         raise CampaignError(f"{where}: {kind} ran on dataset "
                             f"{describe_dataset(manifest['dataset'])}, this campaign on "
                             f"{describe_dataset(dataset)}")
+    theirs, ours = manifest.get("model") or DEFAULT_MODEL, campaign_model(model) or DEFAULT_MODEL
+    if theirs != ours:
+        raise CampaignError(f"{where}: {kind} trained model {theirs}, this campaign {ours} "
+                            "(--model)")
     try:
         runs = _runs_of(manifest)
     except (KeyError, TypeError, ValueError, CampaignError) as exc:
@@ -114,8 +123,9 @@ def read_finished(out_dir: Path, option: str, campaign: str, dataset: dict) -> F
     return FinishedCampaign(out_dir, manifest, pd.DataFrame(rows))
 
 
-def read_finished_g1(out_dir: Path, option: str, dataset: dict) -> FinishedCampaign:
-    return read_finished(out_dir, option, "g1", dataset)
+def read_finished_g1(out_dir: Path, option: str, dataset: dict,
+                     model: str | None = None) -> FinishedCampaign:
+    return read_finished(out_dir, option, "g1", dataset, model)
 
 
 def g1_single_gains(g1: FinishedCampaign) -> pd.DataFrame:

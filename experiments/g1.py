@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from experiments import report
-from experiments.cli import Campaign, augmentation_list, main, paper_order
+from experiments.campaign import Campaign
+from experiments.cli import augmentation_list, main, paper_order
 from experiments.grid import ConfigSpec
 from experiments.report import FigureOut, NotEnoughResults, ReportInput, Section, Table
 from jtcaug import aug

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from experiments import report
-from experiments.cli import Campaign, augmentation_list, main
+from experiments.campaign import Campaign
+from experiments.cli import augmentation_list, main
 from experiments.grid import ConfigSpec
 from experiments.report import FigureOut, NotEnoughResults, ReportInput, Section, Table
 from jtcaug.evaluation import plots, stats

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from experiments import finished, report
-from experiments.cli import Campaign, augmentation_list, main
+from experiments.campaign import Campaign
+from experiments.cli import augmentation_list, main
 from experiments.execution import RunRecord, UnitFn
 from experiments.grid import ConfigSpec, RunSpec, Unit
 from experiments.report import FigureOut, NotEnoughResults, ReportInput, Section, Table
@@ -90,7 +91,8 @@ def report_inputs(args: argparse.Namespace) -> dict:
     run), for the Sweet spot section."""
     if getattr(args, "gains_from", None) is None:
         return {}
-    g1_run = finished.read_finished_g1(args.gains_from, "--gains-from", args.dataset_options)
+    g1_run = finished.read_finished_g1(args.gains_from, "--gains-from", args.dataset_options,
+                                       getattr(args, "model", None))
     return {"gains_from": str(args.gains_from), "g1_folds": g1_run.manifest["folds"],
             "g1_gains": finished.g1_single_gains(g1_run)}
 

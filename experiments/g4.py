@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from experiments import finished, report
-from experiments.cli import Campaign, augmentation_list, main
+from experiments.campaign import Campaign
+from experiments.cli import augmentation_list, main
 from experiments.grid import CampaignError, ConfigSpec
 from experiments.report import ReportInput, Section
 from jtcaug import aug
@@ -42,15 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "directory of the same dataset")
 
 
-def top3_from_g1(g1_dir: Path, dataset: dict, n: int = 3,
-                 option: str = "--top3-from") -> tuple[str, ...]:
+def top3_from_g1(g1_dir: Path, dataset: dict, n: int = 3, option: str = "--top3-from",
+                 model: str | None = None) -> tuple[str, ...]:
     """The ``n`` single augmentations with the highest mean gain in a finished G1 of
-    ``dataset`` (``option`` names the command-line option in error messages).
+    ``dataset`` trained with ``model`` (``option`` names the command-line option in error
+    messages).
 
     Augmentations that cannot join a combination pool (cutmix acts on whole batches) are
     passed over.
     """
-    g1_run = finished.read_finished_g1(g1_dir, option, dataset)
+    g1_run = finished.read_finished_g1(g1_dir, option, dataset, model)
     gains = finished.g1_single_gains(g1_run).dropna(subset=["gain"])
     gains = gains[gains["aug"].map(_poolable).astype(bool)]
     if len(gains) < n:
@@ -72,7 +74,8 @@ def pool(args: argparse.Namespace) -> tuple[str, ...]:
     """The pool of this campaign (resolved once; --top3-from reads the G1 directory)."""
     if getattr(args, "_pool", None) is None:
         if args.top3_from is not None:
-            args._pool = top3_from_g1(args.top3_from, args.dataset_options)
+            args._pool = top3_from_g1(args.top3_from, args.dataset_options,
+                                      model=getattr(args, "model", None))
         else:
             args._pool = tuple(args.top3 or DEFAULT_TOP3)
     return args._pool

@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 from experiments import g4, report
-from experiments.cli import Campaign, augmentation_list, main, positive_int
+from experiments.campaign import Campaign
+from experiments.cli import augmentation_list, main, positive_int
 from experiments.execution import RunRecord, UnitFn
 from experiments.grid import CampaignError, ConfigSpec, Unit
 from experiments.report import FigureOut, NotEnoughResults, ReportInput, Section, Table
@@ -102,7 +103,8 @@ def augmentations(args: argparse.Namespace) -> tuple[str, ...]:
     if getattr(args, "_g5_augs", None) is None:
         if getattr(args, "top_from", None) is not None:
             args._g5_augs = g4.top3_from_g1(args.top_from, args.dataset_options,
-                                            n=args.top_n, option="--top-from")
+                                            n=args.top_n, option="--top-from",
+                                            model=getattr(args, "model", None))
         else:
             args._g5_augs = tuple(getattr(args, "augs", None) or DEFAULT_AUGS)
     return args._g5_augs

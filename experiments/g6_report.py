@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from experiments import report
-from experiments.g6 import BASELINE, BEST, candidate_scores, policy_weights, ranked
+from experiments.policy_search import BASELINE, BEST, candidate_scores, policy_weights, ranked
 from experiments.report import FigureOut, NotEnoughResults, ReportInput, Section, Table
 from jtcaug.evaluation import plots, stats
 

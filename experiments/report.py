@@ -403,7 +403,7 @@ def header_lines(manifest: dict, results: pd.DataFrame, n_runs: int) -> list[str
 def write_campaign_report(out_dir: Path, campaign, manifest: dict, runs: Sequence[RunSpec],
                           inputs: dict | None = None) -> Path:
     """Collects the finished runs of ``runs`` and writes results.parquet, tables, figures and
-    report.md for ``campaign`` (an ``experiments.cli.Campaign``); ``inputs`` are the report's
+    report.md for ``campaign`` (an ``experiments.campaign.Campaign``); ``inputs`` are the report's
     inputs from elsewhere (``Plan.report_inputs``).
 
     The build holds OUT's report lock and reads the result files inside it, so of several

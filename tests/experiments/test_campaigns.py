@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from experiments import cli, g1, g2, g3, g4, report
+from experiments.campaign import plan, run_campaign
 from experiments.execution import RunRecord
 from experiments.grid import CampaignError, expand_runs
 from jtcaug import aug
@@ -31,8 +32,8 @@ def campaign_args(**overrides) -> argparse.Namespace:
 
 def fake_campaign(module, out, args, run_fn=None):
     campaign = dataclasses.replace(module.CAMPAIGN, make_unit_fn=fake_unit_fn(run_fn))
-    the_plan = cli.plan(campaign, args, DATASET, "quick")
-    summary, path = cli.run_campaign(campaign, args, out, the_plan, progress=False)
+    the_plan = plan(campaign, args, DATASET, "quick")
+    summary, path = run_campaign(campaign, args, out, the_plan, progress=False)
     return the_plan, summary, path
 
 
@@ -116,7 +117,7 @@ def write_fake_g1(out, dataset, gains, folds=3):
 
     args = campaign_args(folds=folds, augs=tuple(gains), magnitude_folds=0)
     campaign = dataclasses.replace(g1.CAMPAIGN, make_unit_fn=fake_unit_fn(run_fn))
-    cli.run_campaign(campaign, args, out, cli.plan(campaign, args, dataset, "quick"),
+    run_campaign(campaign, args, out, plan(campaign, args, dataset, "quick"),
                      progress=False)
 
 
@@ -221,7 +222,7 @@ def test_partial_campaign_report_says_what_is_missing(tmp_path):
     args = campaign_args()
     with pytest.raises(KeyboardInterrupt):
         fake_campaign(g1, tmp_path, args, run_fn=CountingRunFn(stop_after=1))
-    the_plan = cli.plan(g1.CAMPAIGN, args, DATASET, "quick")
+    the_plan = plan(g1.CAMPAIGN, args, DATASET, "quick")
     path = report.write_campaign_report(tmp_path, g1.CAMPAIGN, the_plan.manifest,
                                         the_plan.runs)
     text = path.read_text()
@@ -232,10 +233,10 @@ def test_partial_campaign_report_says_what_is_missing(tmp_path):
 def test_shards_split_the_grid_and_together_complete_it(tmp_path):
     args = campaign_args(augs=("translation", "wrap"), magnitude_folds=0, folds=3)
     campaign = dataclasses.replace(g1.CAMPAIGN, make_unit_fn=fake_unit_fn())
-    the_plan = cli.plan(campaign, args, DATASET, "quick")
-    first, _ = cli.run_campaign(campaign, args, tmp_path, the_plan, shard=(0, 2),
+    the_plan = plan(campaign, args, DATASET, "quick")
+    first, _ = run_campaign(campaign, args, tmp_path, the_plan, shard=(0, 2),
                                 progress=False)
-    second, path = cli.run_campaign(campaign, args, tmp_path, the_plan, shard=(1, 2),
+    second, path = run_campaign(campaign, args, tmp_path, the_plan, shard=(1, 2),
                                     progress=False)
     assert (first.completed, second.completed) == (5, 4)
     assert "runs finished: 9 of 9" in path.read_text()

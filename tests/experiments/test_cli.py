@@ -7,6 +7,7 @@ import time
 import pytest
 
 from experiments import cli, g1, g4
+from experiments.campaign import Plan, resolve_runs_per_unit
 
 from .fakes import fake_unit_fn
 
@@ -189,9 +190,9 @@ def test_dry_run_prints_the_plan_and_an_estimate_and_writes_nothing(tmp_path, ca
 def test_auto_runs_per_unit_is_one_run_per_cpu_device():
     import jax
 
-    the_plan = cli.Plan([], {}, [])
-    assert cli.resolve_runs_per_unit("auto", the_plan) == len(jax.devices())
-    assert cli.resolve_runs_per_unit(3, the_plan) == 3
+    the_plan = Plan([], {}, [])
+    assert resolve_runs_per_unit("auto", the_plan) == len(jax.devices())
+    assert resolve_runs_per_unit(3, the_plan) == 3
 
 
 def test_files_in_place_of_directories_are_named(tmp_path, capsys):

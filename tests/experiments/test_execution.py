@@ -1,12 +1,14 @@
 """The resumable unit engine, driven by a fake run function."""
 
+import functools
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import cli, execution, grid
+from experiments import execution, grid
+from experiments.campaign import make_manifest
 from experiments.execution import RunRecord, UnitTask, per_run
 from experiments.executors import LocalExecutor
 from experiments.grid import CampaignError, ConfigSpec
@@ -28,7 +30,7 @@ N_FOLDS = 3
 
 
 def manifest(grid=GRID, folds=N_FOLDS, **changes):
-    m = cli.make_manifest(campaign="test", dataset={"dataset": "synthetic", "scale": 0.01},
+    m = make_manifest(campaign="test", dataset={"dataset": "synthetic", "scale": 0.01},
                           n_folds=folds, preset="quick", seed=0, max_epochs=2, grid=grid)
     m.update(changes)
     return m
@@ -279,22 +281,51 @@ def test_a_unit_that_raises_fails_its_runs_and_the_campaign_goes_on(tmp_path):
     assert again.completed == 3 and again.finished == 11
 
 
-def test_a_worker_process_splits_its_cpu_as_the_task_says(tmp_path):
+def _outcome_in_fresh_interpreter(task, unit):
     # A fresh interpreter stands for a Ray worker: JAX has not started there, and the task
-    # (pickled as Ray sends it) must give the unit function the driver's device split.
+    # travels pickled, as Ray sends it.
     import pickle
     import subprocess
     import sys
 
-    task = UnitTask(str(tmp_path), _count_devices_unit_fn, host_devices=3)
-    unit = grid.make_units(runs()[:1], 1)[0]
     script = (
         "import pickle, sys; task, unit = pickle.load(sys.stdin.buffer); "
         "outcome = task(unit); print(sorted(outcome.finished.values()))"
     )
     out = subprocess.run([sys.executable, "-c", script], input=pickle.dumps((task, unit)),
                          capture_output=True, timeout=120, check=True)
-    assert out.stdout.decode().strip() == "[0.03]"
+    return out.stdout.decode().strip()
+
+
+def test_a_worker_process_splits_its_cpu_as_the_task_says(tmp_path):
+    task = UnitTask(str(tmp_path), _count_devices_unit_fn, host_devices=3)
+    unit = grid.make_units(runs()[:1], 1)[0]
+    assert _outcome_in_fresh_interpreter(task, unit) == "[0.03]"
+
+
+def test_a_worker_process_uses_the_drivers_compile_cache(tmp_path):
+    cache = tmp_path / "cache"
+    task = UnitTask(str(tmp_path), functools.partial(_cache_dir_unit_fn, str(cache)),
+                    compile_cache=str(cache))
+    unit = grid.make_units(runs()[:1], 1)[0]
+    assert _outcome_in_fresh_interpreter(task, unit) == "[1.0]"
+    assert cache.is_dir()
+    without = UnitTask(str(tmp_path), functools.partial(_cache_dir_unit_fn, str(cache)))
+    assert _outcome_in_fresh_interpreter(without, unit) == "[0.0]"
+
+
+def _cache_dir_unit_fn(expected: str):
+    import jax
+
+    def unit_fn(unit):
+        # Whether JAX caches compiled programs in ``expected`` travels back as the F1.
+        outputs = [fake_output(spec) for spec in unit.runs]
+        for output in outputs:
+            output.record["metrics"]["weighted_f1"] = float(
+                jax.config.jax_compilation_cache_dir == expected)
+        return outputs
+
+    return unit_fn
 
 
 def _count_devices_unit_fn():

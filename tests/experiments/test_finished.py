@@ -102,3 +102,24 @@ def test_dataset_options_compare_as_the_manifest_records_them(tmp_path):
                        r"synthetic \(splits=\(0.8, 0.2\)\)"):
         finished.read_finished_g1(tmp_path / "g1", "--gains-from",
                                   dataset | {"splits": (0.8, 0.2)})
+
+
+@pytest.mark.parametrize("module, option", READERS)
+def test_another_backbone_names_both(module, option, tmp_path, capsys, finished_g1):
+    err = refused(module, option, finished_g1, tmp_path / "out", capsys,
+                  extra=["--model", "transformer"])
+    assert "G1 trained model resnet1d, this campaign transformer (--model)" in err
+
+
+def test_a_g1_of_another_backbone_reads_with_that_backbone(tmp_path):
+    out = tmp_path / "g1"
+    fake = dataclasses.replace(g1.CAMPAIGN, make_unit_fn=fake_unit_fn())
+    argv = [*COMMON, "--folds", "2", "--augs", "translation,wrap", "--magnitude-folds", "0",
+            "--model", "transformer", "--out", str(out)]
+    assert cli.main(fake, argv) == 0
+    dataset = json.loads((out / "manifest.json").read_text())["dataset"]
+    g1_run = finished.read_finished_g1(out, "--gains-from", dataset, "transformer")
+    assert len(g1_run.results) == 6
+    with pytest.raises(CampaignError, match="G1 trained model transformer, this campaign "
+                       "resnet1d"):
+        finished.read_finished_g1(out, "--gains-from", dataset)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from experiments import cli, g5
+from experiments.campaign import plan, run_campaign
 from experiments.execution import RunRecord, per_run
 from experiments.grid import CampaignError, ConfigSpec, RunSpec, Unit
 from jtcaug.train import TrainConfig
@@ -201,8 +202,8 @@ def fraction_run(spec: RunSpec) -> RunRecord:
 def test_report_on_fake_results(tmp_path):
     args = g5_args(folds=3)
     campaign = dataclasses.replace(g5.CAMPAIGN, make_unit_fn=lambda a, n: per_run(fraction_run))
-    the_plan = cli.plan(campaign, args, DATASET, "quick")
-    summary, path = cli.run_campaign(campaign, args, tmp_path, the_plan, progress=False)
+    the_plan = plan(campaign, args, DATASET, "quick")
+    summary, path = run_campaign(campaign, args, tmp_path, the_plan, progress=False)
     assert summary.completed == 12 * 3
     text = path.read_text()
     assert "Not available" not in text
@@ -225,8 +226,8 @@ def test_report_of_a_partial_campaign_says_what_is_missing(tmp_path):
     args = g5_args(folds=2, fractions=(0.5, 1.0))
     campaign = dataclasses.replace(g5.CAMPAIGN, make_unit_fn=fake_unit_fn(
         CountingRunFn(fail_configs=("f1_none",))))
-    the_plan = cli.plan(campaign, args, DATASET, "quick")
-    _, path = cli.run_campaign(campaign, args, tmp_path, the_plan, progress=False)
+    the_plan = plan(campaign, args, DATASET, "quick")
+    _, path = run_campaign(campaign, args, tmp_path, the_plan, progress=False)
     assert "Not available yet" in path.read_text()
 
 

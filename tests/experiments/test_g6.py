@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import cli, g6
+from experiments import cli, g6, policy_search
 from experiments.execution import per_run
 from experiments.grid import CampaignError, RunSpec
 from jtcaug import aug
@@ -43,7 +43,7 @@ class SearchRunFn:
         how = spec.config.train["aug"]
         lift = 0.2 * aug.member_weights(how)[0] if how.startswith("weighted") else 0.0
         noise = (zlib.crc32(spec.run_id.encode()) % 100) / 1e4
-        out.record["extra"] = {g6.VAL_F1: 0.6 + lift + noise}
+        out.record["extra"] = {policy_search.VAL_F1: 0.6 + lift + noise}
         return out
 
 
@@ -115,7 +115,8 @@ def test_next_generation_varies_the_elites_and_the_last_one_leads_to_the_final_s
     assert [c.name for c in second] == ["g1_c00", "g1_c01", "g1_c02", "g1_c03"]
     assert second == g6.next_stage(args, grid, _results(grid, SearchRunFn()))
     # Children lie around their parents (child j of elite j mod E).
-    scores = g6.ranked(g6.candidate_scores(grid, _results(grid, SearchRunFn()), 2))
+    scores = policy_search.ranked(
+        policy_search.candidate_scores(grid, _results(grid, SearchRunFn()), 2))
     elites = [np.asarray(aug.member_weights(h)) for h in scores["aug"].head(2)]
     for j, child in enumerate(second):
         w = np.asarray(aug.member_weights(child.train["aug"]))
@@ -127,7 +128,8 @@ def test_next_generation_varies_the_elites_and_the_last_one_leads_to_the_final_s
     assert [c.name for c in final] == [
         "none", "g6_best", "ensemble", "random_stack", "masked_stack_p0.3",
         "masked_stack_p0.5", "masked_stack_p0.7", "trivial"]
-    best = g6.ranked(g6.candidate_scores(grid, _results(grid, SearchRunFn()), 2)).iloc[0]
+    best = policy_search.ranked(
+        policy_search.candidate_scores(grid, _results(grid, SearchRunFn()), 2)).iloc[0]
     assert final[1].train["aug"] == best["aug"]
     assert all(c.max_folds is None for c in final)
     assert g6.next_stage(args, grid + final, _results(grid, SearchRunFn())) == []
@@ -176,7 +178,7 @@ def test_a_killed_search_resumes_to_the_same_campaign(tmp_path):
     rest = SearchRunFn()
     assert cli.main(fake_campaign(rest), [*ARGV, "--out", str(resumed)]) == 0
     assert len(rest.calls) == 42 - 8
-    columns = ["run_id", "config", "aug", "fold", "weighted_f1", g6.VAL_F1]
+    columns = ["run_id", "config", "aug", "fold", "weighted_f1", policy_search.VAL_F1]
     pd.testing.assert_frame_equal(pd.read_parquet(whole / "results.parquet")[columns],
                                   pd.read_parquet(resumed / "results.parquet")[columns])
 
@@ -226,7 +228,7 @@ def test_tiny_real_g6_campaign_scores_validation_and_resumes(tmp_path, capsys):
     assert cli.main(g6.CAMPAIGN, argv) == 0
     assert "runs: 20/20 finished" in capsys.readouterr().out
     results = pd.read_parquet(out / "results.parquet")
-    assert results[g6.VAL_F1].between(0, 1).all() and len(results) == 20
+    assert results[policy_search.VAL_F1].between(0, 1).all() and len(results) == 20
     text = (out / "report.md").read_text()
     assert "Not available" not in text and "`weighted[translation:" in text
     assert cli.main(g6.CAMPAIGN, argv) == 0

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments import cli, report, store
+from experiments import report, store
+from experiments.campaign import Campaign, Plan
 from experiments.grid import CampaignError
 from experiments.store import ResultStore
 from jtcaug.io import HOST, STALE_AFTER_S
@@ -112,8 +113,8 @@ def test_a_report_built_later_never_misses_runs_finished_before_it_ends(tmp_path
     run_campaign(tmp_path, lambda sp: fake_output(sp))
     last = runs()[-1]
     ResultStore(tmp_path).result_path(last).unlink()
-    the_plan = cli.Plan(GRID, manifest(), runs())
-    campaign = cli.Campaign("test", "Test", lambda a: GRID, lambda ri: [])
+    the_plan = Plan(GRID, manifest(), runs())
+    campaign = Campaign("test", "Test", lambda a: GRID, lambda ri: [])
     s = ResultStore(tmp_path)
     with s.lock(store.REPORT_LOCK):
         builder = threading.Thread(target=report.write_campaign_report,
