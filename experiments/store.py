@@ -35,6 +35,7 @@ from jtcaug.io import (
     HOST,
     atomic_write_text,
     atomic_write_with,
+    create_exclusive_text,
     sweep_stale_temp_files,
     writer_gone,
 )
@@ -330,13 +331,17 @@ class ResultStore:
     def sweep(self) -> int:
         """Removes temp files and claims left by processes that are gone."""
         removed = 0
-        for directory in (self.out_dir, self.runs_dir):
+        for directory in (self.out_dir, self.runs_dir, self.claims_dir):
             if directory.is_dir():
                 removed += sweep_stale_temp_files(directory)
         if self.claims_dir.is_dir():
-            for claim in self.claims_dir.iterdir():
-                if self._claim_stale(claim):
-                    claim.unlink(missing_ok=True)
+            # Under the lock that a takeover holds, so the sweep never removes a claim that
+            # another process has just taken over. Claims are named by run id; dot files
+            # are claims being written.
+            with self.lock():
+                for claim in self.claims_dir.iterdir():
+                    if not claim.name.startswith(".") and self._claim_stale(claim):
+                        claim.unlink(missing_ok=True)
         return removed
 
     def _claim_stale(self, claim: Path) -> bool:
@@ -357,21 +362,21 @@ class ResultStore:
         self._ensure_dir(self.claims_dir)
         path = self.claims_dir / spec.run_id
         owner = json.dumps({"host": HOST, "pid": os.getpid(), "time": time.time()})
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError:
+        if not create_exclusive_text(path, owner):
+            if not self._claim_stale(path):
+                return False
+            # Taking over is rare (a claimer died); under the store lock, two processes
+            # that both found the claim stale cannot each replace it and both train.
+            with self.lock():
                 if not self._claim_stale(path):
                     return False
                 path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(owner)
-            if self.is_finished(spec):
-                path.unlink(missing_ok=True)
-                return False
-            return True
-        return False
+                if not create_exclusive_text(path, owner):
+                    return False
+        if self.is_finished(spec):
+            path.unlink(missing_ok=True)
+            return False
+        return True
 
     def release_run(self, spec: RunSpec) -> None:
         (self.claims_dir / spec.run_id).unlink(missing_ok=True)

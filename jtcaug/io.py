@@ -64,6 +64,27 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], None]) ->
         raise
 
 
+def create_exclusive_text(path: str | os.PathLike, text: str) -> bool:
+    """Creates ``path`` holding ``text`` unless it exists; True when this call created it.
+
+    The text goes to a temporary file first, which is then hard-linked to ``path`` (a link
+    fails when the target exists, on NFS too), so another process sees either no file or
+    the whole text, never an empty file that ``O_EXCL`` creation shows until its write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _create_temp_beside(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        _fsync(tmp)
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
 def _create_temp_beside(path: Path) -> Path:
     """A new empty file next to ``path``; its mode is 0666 less the umask."""
     while True:

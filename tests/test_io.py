@@ -1,11 +1,17 @@
-"""``jtcaug.io``: atomic writes keep the old file on failure and respect the umask."""
+"""``jtcaug.io``: atomic writes keep the old file on failure and respect the umask;
+exclusive creation never replaces a file."""
 
 import os
 import stat
 
 import pytest
 
-from jtcaug.io import atomic_write_bytes, atomic_write_text, atomic_write_with
+from jtcaug.io import (
+    atomic_write_bytes,
+    atomic_write_text,
+    atomic_write_with,
+    create_exclusive_text,
+)
 
 
 def _mode(path) -> int:
@@ -62,3 +68,11 @@ def test_an_interrupted_write_leaves_no_temp_file(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         atomic_write_with(tmp_path / "file.txt", interrupted)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_exclusive_creation_writes_once_and_never_replaces(tmp_path):
+    path = tmp_path / "sub" / "claim"
+    assert create_exclusive_text(path, "first") is True
+    assert create_exclusive_text(path, "second") is False
+    assert path.read_text() == "first"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["claim"]

@@ -107,6 +107,34 @@ def test_the_same_command_twice_at_once_trains_each_run_once(tmp_path):
     assert sorted(calls) == sorted(s.run_id for s in runs())
 
 
+def test_a_stale_claim_is_taken_over_by_exactly_one_of_many(tmp_path):
+    # Every thread finds the dead process's claim; each of them must not replace the
+    # claim of another that took it over first.
+    s = ResultStore(tmp_path)
+    s.claim(manifest())
+    spec = runs()[0]
+    for _ in range(10):
+        s.claims_dir.mkdir(parents=True, exist_ok=True)
+        (s.claims_dir / spec.run_id).write_text(json.dumps(
+            {"host": HOST, "pid": dead_pid(), "time": time.time()}))
+        start, won = threading.Barrier(6), []
+
+        def take(start, won):
+            start.wait()
+            if s.try_claim_run(spec):
+                won.append(threading.get_ident())
+
+        threads = [threading.Thread(target=take, args=(start, won)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(won) == 1
+        owner = json.loads((s.claims_dir / spec.run_id).read_text())
+        assert owner["pid"] == os.getpid()
+        s.release_run(spec)
+
+
 def test_a_report_built_later_never_misses_runs_finished_before_it_ends(tmp_path):
     # The report reads the store inside its lock: a build that waited for the lock sees
     # the run finished meanwhile.
