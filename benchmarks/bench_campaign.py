@@ -19,7 +19,8 @@ layout: runs per hour (steady), compile seconds, and the ratio to ``seq``; then 
 wall time of the full default G1 (1,580 runs) at ``--g1-epochs`` epochs per run.
 
 ``--ray`` also times the slice through ``python -m experiments.g1 --executor ray`` against
-``--executor local`` (both as subprocesses with a warm compile cache, interleaved twice),
+``--executor local`` (both as subprocesses with a warm compile cache, interleaved twice), at
+``--epochs`` and twice that, so the overhead splits into a fixed and a proportional part;
 inside a private network namespace (``unshare -n``, root only) so Ray binds to loopback.
 """
 
@@ -143,40 +144,56 @@ def time_slice(layout: str, folds, epochs: int) -> dict[str, float]:
 
 
 def time_ray(args) -> None:
-    """The slice through the campaign CLI, local vs Ray executor, in a private netns."""
+    """The slice through the campaign CLI, local vs Ray executor, in a private netns.
+
+    The slice runs at ``--epochs`` and at twice that, so the Ray overhead splits into a
+    fixed part (start-up, shutdown) and a part proportional to the work (per unit, or slower
+    workers): ``ray = local * (1 + proportional) + fixed``.
+    """
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         print("\nray: skipped (needs root and unshare for a private network namespace)")
         return
     work = Path(tempfile.mkdtemp(prefix="bench-campaign-"))
-    common = [sys.executable, "-m", "experiments.g1", "--dataset", "synthetic", "--scale",
-              str(args.scale), "--folds", str(args.folds), "--max-epochs", str(args.epochs),
-              "--augs", "translation,wrap", "--magnitude-folds", "0", "--no-progress",
-              "--compile-cache", str(work / "cache")]
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     env.pop("XLA_FLAGS", None)
 
-    def timed(executor: str, tag: str) -> float:
-        out = work / f"{executor}-{tag}"
-        # One unit at a time on both cores, as the local executor runs them.
-        extra = ["--cpus-per-unit", str(os.cpu_count())] if executor == "ray" else []
-        command = " ".join([*common, *extra, "--executor", executor, "--out", str(out)])
-        script = f"ip link set lo up; {command}"
+    def timed(executor: str, epochs: int, tag: str) -> float:
+        out = work / f"{executor}-{epochs}-{tag}"
+        command = [
+            sys.executable, "-m", "experiments.g1", "--dataset", "synthetic", "--scale",
+            str(args.scale), "--folds", str(args.folds), "--max-epochs", str(epochs),
+            "--augs", "translation,wrap", "--magnitude-folds", "0", "--no-progress",
+            "--compile-cache", str(work / "cache"), "--executor", executor, "--out", str(out),
+        ]
+        if executor == "ray":
+            # One unit at a time on both cores, as the local executor runs them.
+            command += ["--cpus-per-unit", str(os.cpu_count())]
+        script = f"ip link set lo up; {' '.join(command)}"
         started = time.perf_counter()
         subprocess.run(["unshare", "-n", "bash", "-c", script], cwd=REPO, env=env, check=True,
                        capture_output=True, timeout=7200)
         return time.perf_counter() - started
 
-    timed("local", "warm")
-    walls = {"local": [], "ray": []}
+    lengths = (args.epochs, 2 * args.epochs)
+    timed("local", args.epochs, "warm")
+    walls = {(ex, e): [] for ex in ("local", "ray") for e in lengths}
     for i in range(2):
-        for executor in ("local", "ray"):
-            walls[executor].append(timed(executor, str(i)))
-    local, remote = min(walls["local"]), min(walls["ray"])
-    print(f"\nslice through the CLI (default units, best of 2, warm compile cache): "
-          f"local {local:.1f} s, ray {remote:.1f} s, ray overhead {remote - local:+.1f} s "
-          f"({100 * (remote / local - 1):+.1f}%)")
+        for epochs in lengths:
+            for executor in ("local", "ray"):
+                walls[executor, epochs].append(timed(executor, epochs, str(i)))
+    print("\nslice through the CLI (default units, warm compile cache, best of 2):")
+    print(f"{'epochs':>7} {'local s':>8} {'ray s':>8}  ray overhead")
+    best = {key: min(values) for key, values in walls.items()}
+    for epochs in lengths:
+        local, remote = best["local", epochs], best["ray", epochs]
+        print(f"{epochs:>7} {local:>8.1f} {remote:>8.1f}  {remote - local:+.1f} s "
+              f"({100 * (remote / local - 1):+.1f}%)")
+    (l1, r1), (l2, r2) = ((best["local", e], best["ray", e]) for e in lengths)
+    proportional = ((r2 - l2) - (r1 - l1)) / (l2 - l1)
+    fixed = (r1 - l1) - proportional * l1
+    print(f"ray = local * (1 {proportional:+.3f}) {fixed:+.1f} s: a fixed {fixed:.1f} s per "
+          f"invocation and {100 * proportional:+.1f}% of the work")
     shutil.rmtree(work, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()

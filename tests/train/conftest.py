@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import PartitionSpec as P
 
 from jtcaug.aug import Stats
-from jtcaug.train import RunResult, TrainConfig, run
+from jtcaug.train import RunResult, TrainConfig, make_mesh, run
+from jtcaug.train.parallel import DATA, replicate
+from jtcaug.train.state import create_train_state, train_step
 
 N_CLASSES = 4
 CLASS_NAMES = ("a", "b", "c", "d")
@@ -98,3 +104,30 @@ def assert_runs_equal_each_run_alone(out, singles) -> None:
         best_i = jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], out.best)
         chex.assert_trees_all_close(best_i, jax.device_get(single.state), rtol=1e-2, atol=1e-2)
         assert np.mean(out.test_pred[i] == single.test_pred) >= 0.98
+
+
+def full_batch_and_data_parallel_steps(config: TrainConfig):
+    """One training step on a 64-flow batch, on one device and split over a 2-device data
+    axis: ``(single_state, single_loss, multi_state, multi_loss)``, states on the host."""
+    fold = make_tiny_fold(n_train=64, seed=8)
+    xb, yb = jnp.asarray(fold.x_train), jnp.asarray(fold.y_train)
+    state = jax.jit(create_train_state, static_argnums=(1, 2, 3, 4))(
+        jax.random.PRNGKey(0), N_CLASSES, 20, config, 100
+    )
+    step = functools.partial(train_step, n_classes=N_CLASSES, config=config, total_steps=100)
+    single_state, single_loss = jax.jit(step)(state, xb, yb)
+    mesh = make_mesh(data=2)
+    sharded = jax.jit(jax.shard_map(
+        functools.partial(step, axis_name=DATA), mesh=mesh,
+        in_specs=(P(), P(DATA), P(DATA)), out_specs=P(), check_vma=False,
+    ))
+    with jax.set_mesh(mesh):
+        split = jax.sharding.NamedSharding(mesh, P(DATA))
+        multi_state, multi_loss = sharded(
+            # From host copies: inside the full suite, jax 0.12 cannot reshard arrays
+            # committed to a device onto this mesh.
+            replicate(jax.device_get(state), mesh), jax.device_put(np.asarray(xb), split),
+            jax.device_put(np.asarray(yb), split),
+        )
+    return (jax.device_get(single_state), single_loss, jax.device_get(multi_state),
+            multi_loss)

@@ -1,19 +1,18 @@
 """Multi-device training on 2 forced CPU devices matches one device (both mesh axes)."""
 
-import functools
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import PartitionSpec as P
 
 from jtcaug.train import fold_arrays, make_mesh, run, train_runs
-from jtcaug.train.parallel import DATA, replicate
-from jtcaug.train.state import create_train_state, train_step
 
-from .conftest import N_CLASSES, assert_runs_equal_each_run_alone, make_tiny_fold
+from .conftest import (
+    assert_runs_equal_each_run_alone,
+    full_batch_and_data_parallel_steps,
+)
 
 pytestmark = pytest.mark.skipif(jax.device_count() < 2, reason="needs 2 devices")
 
@@ -22,39 +21,14 @@ TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 
 
 def test_data_parallel_step_equals_the_full_batch_step(tiny_config):
-    fold = make_tiny_fold(n_train=64, seed=8)
-    xb, yb = jnp.asarray(fold.x_train), jnp.asarray(fold.y_train)
-    state = jax.jit(create_train_state, static_argnums=(1, 2, 3, 4))(
-        jax.random.PRNGKey(0), N_CLASSES, 20, tiny_config, 100
-    )
-    step = functools.partial(train_step, n_classes=N_CLASSES, config=tiny_config, total_steps=100)
-    single_state, single_loss = jax.jit(step)(state, xb, yb)
-
-    mesh = make_mesh(data=2)
-    sharded = jax.jit(
-        jax.shard_map(
-            functools.partial(step, axis_name=DATA),
-            mesh=mesh,
-            in_specs=(P(), P(DATA), P(DATA)),
-            out_specs=P(),
-            check_vma=False,
-        )
-    )
-    with jax.set_mesh(mesh):
-        split = jax.sharding.NamedSharding(mesh, P(DATA))
-        multi_state, multi_loss = sharded(
-            replicate(state, mesh), jax.device_put(xb, split), jax.device_put(yb, split)
-        )
+    single_state, single_loss, multi_state, multi_loss = full_batch_and_data_parallel_steps(
+        tiny_config)
     np.testing.assert_allclose(multi_loss, single_loss, **TOLERANCE)
     # synchronized BatchNorm: running stats equal the full-batch ones
-    chex.assert_trees_all_close(
-        jax.device_get(multi_state.batch_stats), single_state.batch_stats, **TOLERANCE
-    )
+    chex.assert_trees_all_close(multi_state.batch_stats, single_state.batch_stats, **TOLERANCE)
     # Adam's first step is nearly sign(grad) * lr: where a gradient is ~0, reduction-order
     # noise moves that weight by up to a fraction of lr = 1e-3.
-    chex.assert_trees_all_close(
-        jax.device_get(multi_state.params), single_state.params, rtol=1e-4, atol=1e-4
-    )
+    chex.assert_trees_all_close(multi_state.params, single_state.params, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.slow

@@ -2,22 +2,21 @@
 mesh, data parallelism, and the saved-run comparison of the model field."""
 
 import dataclasses
-import functools
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import PartitionSpec as P
 
 from jtcaug.train import TrainConfig, embed, fold_arrays, make_mesh, predict, run, train_runs
 from jtcaug.train.checkpoint import Checkpointer
-from jtcaug.train.parallel import DATA, replicate
 from jtcaug.train.runner import run_differences
-from jtcaug.train.state import create_train_state, train_step
 
-from .conftest import N_CLASSES, assert_runs_equal_each_run_alone, make_tiny_fold
+from .conftest import (
+    assert_runs_equal_each_run_alone,
+    full_batch_and_data_parallel_steps,
+)
 
 CONFIG = TrainConfig(model="transformer", batch_size=64, max_epochs=4, patience=4,
                      checkpoint_every=2)
@@ -92,33 +91,15 @@ def test_runs_vmapped_over_a_mesh_equal_each_run_alone(transformer_run, tiny_fol
 
 @pytest.mark.skipif(jax.device_count() < 2, reason="needs 2 devices")
 def test_data_parallel_step_equals_the_full_batch_step():
-    fold = make_tiny_fold(n_train=64, seed=8)
-    xb, yb = jnp.asarray(fold.x_train), jnp.asarray(fold.y_train)
-    state = jax.jit(create_train_state, static_argnums=(1, 2, 3, 4))(
-        jax.random.PRNGKey(0), N_CLASSES, 20, CONFIG, 100
-    )
-    step = functools.partial(train_step, n_classes=N_CLASSES, config=CONFIG, total_steps=100)
-    single_state, single_loss = jax.jit(step)(state, xb, yb)
-    mesh = make_mesh(data=2)
-    sharded = jax.jit(jax.shard_map(
-        functools.partial(step, axis_name=DATA), mesh=mesh,
-        in_specs=(P(), P(DATA), P(DATA)), out_specs=P(), check_vma=False,
-    ))
-    with jax.set_mesh(mesh):
-        split = jax.sharding.NamedSharding(mesh, P(DATA))
-        multi_state, multi_loss = sharded(
-            # From host copies: inside the full suite, jax 0.12 cannot reshard arrays
-            # committed to a device onto this mesh.
-            replicate(jax.device_get(state), mesh), jax.device_put(np.asarray(xb), split),
-            jax.device_put(np.asarray(yb), split)
-        )
+    single_state, single_loss, multi_state, multi_loss = full_batch_and_data_parallel_steps(
+        CONFIG)
     np.testing.assert_allclose(multi_loss, single_loss, **TOLERANCE)
     assert multi_state.batch_stats == {}
     # Adam's first step is nearly sign(grad) * lr: where a gradient is ~0, reduction-order
     # noise moves that weight by up to a fraction of lr = 1e-3. The attention key bias has a
     # gradient of exactly 0 in exact arithmetic (softmax ignores a shift shared by all keys),
     # so its step is all noise: it is compared to lr.
-    multi, single = jax.device_get(multi_state.params), single_state.params
+    multi, single = multi_state.params, single_state.params
     np.testing.assert_allclose(_key_bias(multi), _key_bias(single), atol=CONFIG.learning_rate)
     chex.assert_trees_all_close(_without_key_bias(multi), _without_key_bias(single),
                                 rtol=1e-4, atol=1e-4)
