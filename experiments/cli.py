@@ -165,7 +165,7 @@ def build_parser(campaign: Campaign) -> tuple[argparse.ArgumentParser, list[str]
     engine.add_argument(
         "--host-devices", type=positive_int, default=None, metavar="N",
         help="split the CPU into N JAX devices (each trains its own runs of a unit); default "
-        f"{DEFAULT_HOST_DEVICES}; no effect on a GPU",
+        f"{DEFAULT_HOST_DEVICES} ({QUICK_HOST_DEVICES} with --quick); no effect on a GPU",
     )
     engine.add_argument("--executor", choices=executors.EXECUTORS, default="local",
                         help="local: this process; ray: one Ray task per unit")
@@ -186,6 +186,17 @@ def build_parser(campaign: Campaign) -> tuple[argparse.ArgumentParser, list[str]
 # The CPU split into two JAX devices, each training its own run of a unit: on 2 cores this
 # was the fastest layout ``benchmarks/bench_campaign.py`` measured (benchmarks/README.md).
 DEFAULT_HOST_DEVICES = 2
+# The quick preset is compile-bound (a few small epochs per configuration), and a one-device
+# program compiles in about half the time of a two-device one: one device wins there
+# (benchmarks/README.md).
+QUICK_HOST_DEVICES = 1
+
+
+def host_devices_of(args: argparse.Namespace) -> int:
+    """``--host-devices``, else the default of the preset."""
+    if args.host_devices is not None:
+        return args.host_devices
+    return QUICK_HOST_DEVICES if args.quick else DEFAULT_HOST_DEVICES
 
 
 def default_compile_cache() -> Path:
@@ -271,7 +282,7 @@ def main(campaign: Campaign, argv: Sequence[str] | None = None,
     args = parser.parse_args(argv)
     executor = None
     try:
-        host_devices = args.host_devices or DEFAULT_HOST_DEVICES
+        host_devices = host_devices_of(args)
         set_host_devices(host_devices, explicit=args.host_devices is not None)
         preset = apply_preset(parser, args, campaign)
         # Options left at None change nothing, nor do test-dataset options without a test

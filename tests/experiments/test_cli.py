@@ -256,6 +256,13 @@ def test_host_devices_cannot_change_a_running_jax(tmp_path, capsys):
     assert "--host-devices 3: JAX is already running with 2 CPU device(s)" in err
 
 
+def test_the_quick_preset_splits_the_cpu_into_fewer_devices_unless_told():
+    parser, _ = cli.build_parser(FAKE_G1)
+    assert cli.host_devices_of(parser.parse_args([])) == cli.DEFAULT_HOST_DEVICES == 2
+    assert cli.host_devices_of(parser.parse_args(["--quick"])) == cli.QUICK_HOST_DEVICES == 1
+    assert cli.host_devices_of(parser.parse_args(["--quick", "--host-devices", "2"])) == 2
+
+
 def test_model_is_recorded_reported_and_passed_to_every_run(tmp_path):
     out = tmp_path / "out"
     argv = [*COMMON, "--folds", "1", "--max-epochs", "2", "--augs", "wrap",
