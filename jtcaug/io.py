@@ -75,8 +75,9 @@ def create_exclusive_text(path: str | os.PathLike, text: str) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _create_temp_beside(path)
     try:
+        # No fsync: the file only tells live processes who holds a run; after a crash it
+        # is stale whatever it holds.
         tmp.write_text(text, encoding="utf-8")
-        _fsync(tmp)
         os.link(tmp, path)
     except FileExistsError:
         return False
